@@ -1,0 +1,45 @@
+"""Celery settings for facepipe's workers and dispatcher, read from the environment.
+
+Every value a deployment may change comes from a ``FACEPIPE_*`` variable (documented
+in the README's "Configuration" table); the rest are the guarantees the pipeline
+relies on and should not be changed.
+"""
+
+import os
+
+broker_url = os.environ.get("FACEPIPE_BROKER_URL", "redis://localhost:6379/0")
+# Results travel through facepipe's own Redis keys, not Celery's result backend.
+result_backend = os.environ.get("FACEPIPE_RESULT_BACKEND") or None
+task_ignore_result = True
+
+# JSON only: a pickle payload from the network would be code execution.
+task_serializer = "json"
+result_serializer = "json"
+event_serializer = "json"
+accept_content = ["json"]
+result_accept_content = ["json"]
+
+# One queue per stage; the writer queue is consumed by one process with -c 1.
+task_routes = {
+    "facepipe.detect": {"queue": "detect"},
+    "facepipe.embed": {"queue": "embed"},
+    "facepipe.write": {"queue": "writer"},
+}
+task_default_queue = "detect"
+
+# At-least-once delivery; the writer makes it exactly-once.
+task_acks_late = True
+task_reject_on_worker_lost = True
+worker_prefetch_multiplier = 1
+broker_transport_options = {
+    # A message taken by a worker that vanished is redelivered after this many seconds.
+    "visibility_timeout": int(os.environ.get("FACEPIPE_VISIBILITY_TIMEOUT", "900")),
+}
+broker_connection_retry_on_startup = True
+
+# Events for Flower.
+worker_send_task_events = True
+task_send_sent_event = True
+task_track_started = True
+
+worker_hijack_root_logger = False

@@ -1,0 +1,161 @@
+"""``facepipe``: the command line. Flags are generated from :class:`facepipe.settings.Settings`.
+
+We use argparse (standard library, no extra dependency) because the flags are built
+from the typed settings model, which already owns names, defaults, types and help.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import time
+from typing import Any
+
+from facepipe import __version__
+from facepipe.errors import FacepipeError
+from facepipe.settings import Settings, load_settings
+
+log = logging.getLogger("facepipe")
+
+RUN_EPILOG = """\
+examples:
+  facepipe run clip.mp4                          # embedded server + local workers, nothing to start
+  facepipe run clip.mp4 --frame-step 3 --out out/clip --save-images
+  facepipe run /shared/ep1.mp4 --broker redis://queue-host:6379/0   # use running workers
+
+Every flag can also be set as an environment variable FACEPIPE_<FLAG> (e.g.
+FACEPIPE_SIM_THRESH=0.3); flags win over the environment.
+
+exit status: 0 done; 1 bad input or setup (message says what to do); 3 finished but
+some chunks were lost (their frame ranges are printed); 130 interrupted.
+"""
+
+# Settings that are not flags of ``run`` (they belong to other commands or to workers).
+_NOT_RUN_FLAGS = {"ort_threads"}
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _add_settings_flags(parser: argparse.ArgumentParser, names: list[str] | None = None) -> None:
+    """One flag per settings field: name, help and default come from the model."""
+    groups = {
+        "sampling and blur gate": ("frame_step", "chunk_size", "blur_"),
+        "detection and alignment": ("det_", "nms_thresh", "min_face", "rec_model"),
+        "identities": ("sim_thresh", "refine_limit"),
+        "workers and broker": ("num_", "broker", "redis_", "stall_timeout", "task_retries"),
+        "outputs": ("out", "save_", "debug", "progress"),
+    }
+    made = {title: parser.add_argument_group(title) for title in groups}
+    for name, field in Settings.model_fields.items():
+        if names is not None and name not in names:
+            continue
+        if name in _NOT_RUN_FLAGS:
+            continue
+        group = next((made[t] for t, keys in groups.items() if any(name.startswith(k) for k in keys)), parser)
+        default = field.default
+        if isinstance(default, tuple):
+            default = "x".join(map(str, default))
+        help_text = f"{field.description} (default: {default})"
+        if field.annotation is bool:
+            group.add_argument(
+                _flag(name), dest=name, action=argparse.BooleanOptionalAction, default=None, help=help_text
+            )
+        else:
+            metavar = "WxH" if name == "det_input" else name.split("_")[-1].upper()
+            group.add_argument(
+                _flag(name), dest=name, default=None, metavar=metavar, help=help_text, type=str
+            )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="facepipe",
+        description="Turn video into a per-person bank of face embeddings and appearance counts.",
+    )
+    parser.add_argument("--version", action="version", version=f"facepipe {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    run = sub.add_parser(
+        "run",
+        help="process a video (embedded default, or running workers with --broker)",
+        description="Sample frames, detect, align and embed faces, and cluster them into identities.",
+        epilog=RUN_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    run.add_argument("video", help="video file (a path the workers can read)")
+    _add_settings_flags(run)
+
+    status = sub.add_parser("status", help="progress of a run on a broker")
+    status.add_argument("run_id", nargs="?", help="run id (default: the newest run)")
+    _add_settings_flags(status, ["broker", "redis_host", "redis_port", "redis_prefix"])
+
+    runs = sub.add_parser("runs", help="list runs recorded on a broker")
+    _add_settings_flags(runs, ["broker", "redis_host", "redis_port", "redis_prefix"])
+    return parser
+
+
+def _settings_from_args(args: argparse.Namespace) -> Settings:
+    values = {k: v for k, v in vars(args).items() if k in Settings.model_fields}
+    return load_settings(**values)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    debug = bool(getattr(args, "debug", False))
+    logging.basicConfig(
+        level=logging.DEBUG if debug else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    signal.signal(signal.SIGTERM, _terminate)
+    try:
+        settings = _settings_from_args(args)
+        if args.command == "run":
+            from facepipe.runner import run_video
+
+            return run_video(args.video, settings)
+        if args.command == "status":
+            from facepipe.runner import show_status
+
+            return show_status(settings, args.run_id)
+        if args.command == "runs":
+            from facepipe.runner import list_runs_cmd
+
+            return list_runs_cmd(settings)
+        parser.error(f"unknown command {args.command}")
+    except FacepipeError as exc:
+        print(f"facepipe: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("facepipe: interrupted; everything this command started was stopped", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - the last line of defence: one line, not a traceback
+        if debug:
+            raise
+        print(
+            f"facepipe: internal error: {type(exc).__name__}: {exc} (rerun with --debug "
+            f"for the traceback, and please report it)",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
+def _terminate(signum: int, _frame: Any) -> None:
+    """SIGTERM behaves like Ctrl-C, so cleanup code runs."""
+    raise KeyboardInterrupt
+
+
+def entry() -> None:
+    started = time.monotonic()
+    code = main()
+    log.debug("exit %d after %.2f s", code, time.monotonic() - started)
+    sys.exit(code)
+
+
+if __name__ == "__main__":
+    entry()

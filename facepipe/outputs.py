@@ -1,0 +1,69 @@
+"""What a finished run leaves in its output folder, and the summary printed at the end."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from facepipe.store import RunStore
+
+
+def build_summary(store: RunStore, elapsed_s: float) -> dict[str, Any]:
+    """The run's figures, read back from Redis (the writer's exactly-once counters)."""
+    meta = store.meta()
+    stats = store.stats()
+    counts = {}
+    for identity in range(stats["identities"]):
+        counts[str(identity)] = int(store.r.hget(store.ident_key(identity), "count") or 0)
+    return {
+        "run_id": store.run_id,
+        "video": meta.get("video"),
+        "elapsed_s": round(elapsed_s, 3),
+        "chunks": meta.get("chunks"),
+        "frames_read": stats["frames_read"],
+        "frames_sampled": stats["frames_sampled"],
+        "frames_blurry": stats["frames_blurry"],
+        "frames_lost": stats["frames_lost"],
+        "faces_detected": stats["faces_detected"],
+        "faces_embedded": stats["faces_embedded"],
+        "faces_saved": stats["faces_saved"],
+        "identities": stats["identities"],
+        "counts": counts,
+        "failed_chunks": store.failed(),
+        "params": meta.get("params", {}),
+    }
+
+
+def write_outputs(store: RunStore, out_dir: Path, summary: dict[str, Any]) -> None:
+    """``summary.json`` and ``faces.jsonl`` (one line per embedded face, in applied order)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "summary.json").write_bytes(orjson.dumps(summary, option=orjson.OPT_INDENT_2))
+    with open(out_dir / "faces.jsonl", "wb") as fh:
+        for line in store.r.lrange(store.key("faces"), 0, -1):
+            fh.write(line + b"\n")
+
+
+def format_summary(summary: dict[str, Any], out_dir: Path) -> str:
+    """The human summary: what happened, per-identity frequency, where the files are."""
+    total = sum(summary["counts"].values()) or 1
+    lines = [
+        f"run {summary['run_id']} finished in {summary['elapsed_s']:.1f} s",
+        f"  frames read {summary['frames_read']}, sampled {summary['frames_sampled']}, "
+        f"blurry (skipped) {summary['frames_blurry']}",
+        f"  faces detected and queued {summary['faces_detected']}, embedded "
+        f"{summary['faces_embedded']}, saved {summary['faces_saved']}",
+        f"  identities {summary['identities']}:",
+    ]
+    ranked = sorted(summary["counts"].items(), key=lambda kv: (-kv[1], int(kv[0])))
+    for identity, count in ranked:
+        lines.append(f"    id {identity:>4}: {count:6d} faces  ({100 * count / total:5.1f}%)")
+    lines.append(
+        f"  global tally: {sum(summary['counts'].values())} faces in {summary['identities']} identities"
+    )
+    if summary["failed_chunks"]:
+        lost = ", ".join(f"{f['frames'][0]}-{f['frames'][1] - 1}" for f in summary["failed_chunks"])
+        lines.append(f"  LOST frame ranges ({summary['frames_lost']} sampled frames): {lost}")
+    lines.append(f"  outputs: {out_dir}/summary.json, {out_dir}/faces.jsonl")
+    return "\n".join(lines)

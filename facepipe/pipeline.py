@@ -1,0 +1,86 @@
+"""The two compute stages as plain functions: a chunk's frames in, a chunk record out.
+
+Celery tasks call these; tests and the plain-loop reference call them directly.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from facepipe.faces import align, encode_crop
+from facepipe.models import FaceDetector, FaceEmbedder
+from facepipe.quality import BlurGate
+from facepipe.records import ChunkRecord
+from facepipe.video import Chunk, ChunkReader
+
+
+def blur_gate(params: dict[str, Any]) -> BlurGate | None:
+    """The gate a run asked for, or None when the gate is off."""
+    if not params.get("blur_enable"):
+        return None
+    return BlurGate(
+        var_thresh=params["blur_var_thresh"],
+        grid=params["blur_grid"],
+        grid_min_keep=params["blur_grid_min_keep"],
+        resize=params["blur_resize"],
+    )
+
+
+def detect_chunk(video: str, chunk: Chunk, params: dict[str, Any], detector: FaceDetector) -> ChunkRecord:
+    """Decode the chunk's sampled frames, gate blur, detect, align; crops as PNG."""
+    record = ChunkRecord(chunk.seq, chunk.start, chunk.stop, chunk.step)
+    gate = blur_gate(params)
+    timings = {"decode": 0.0, "blur": 0.0, "detect": 0.0, "align": 0.0}
+    mark = time.perf_counter()
+    reader = ChunkReader(video, chunk)
+    for index, frame in reader:
+        timings["decode"] += time.perf_counter() - mark
+        record.frames_sampled += 1
+        if gate is not None:
+            t_blur = time.perf_counter()
+            sharp = gate.is_sharp(frame)
+            timings["blur"] += time.perf_counter() - t_blur
+            if not sharp:
+                record.frames_blurry += 1
+                mark = time.perf_counter()
+                continue
+        t0 = time.perf_counter()
+        faces = detector.detect(
+            frame,
+            input_size=tuple(params["det_input"]),
+            det_thresh=params["det_thresh"],
+            nms_thresh=params["nms_thresh"],
+            min_face=params["min_face"],
+        )
+        t1 = time.perf_counter()
+        for n, face in enumerate(faces):
+            record.faces.append(
+                {
+                    "frame": index,
+                    "index": n,
+                    "bbox": [round(float(v), 2) for v in face.bbox],
+                    "det_score": round(face.score, 5),
+                    "aligned": face.kps is not None,
+                }
+            )
+            record.crops.append(encode_crop(align(frame, face)))
+        t2 = time.perf_counter()
+        timings["detect"] += t1 - t0
+        timings["align"] += t2 - t1
+        mark = time.perf_counter()
+    record.frames_read = reader.grabbed
+    record.timings = {k: round(v, 4) for k, v in timings.items()}
+    return record
+
+
+def embed_record(record: ChunkRecord, embedder: FaceEmbedder, keep_crops: bool) -> ChunkRecord:
+    """Embed the record's crops in one batch; keep crops only if they are to be saved."""
+    t0 = time.perf_counter()
+    crops = record.crop_images()
+    matrix = embedder.embed(crops)
+    record.set_embeddings(matrix)
+    if not keep_crops:
+        record.crops = []
+    record.timings["embed"] = round(time.perf_counter() - t0, 4)
+    return record

@@ -1,0 +1,184 @@
+"""Where a run lives in Redis: one key layout, read and written only through this module.
+
+Every key of a run sits under ``PREFIX:run:RUN_ID:``, so runs never see or touch each
+other's data, and cleaning up a run is a scan of its own prefix. Nothing here (or
+anywhere in facepipe) flushes a database.
+
+Layout (``K = PREFIX:run:RUN_ID``):
+
+==========================  ======  ===========================================================
+``PREFIX:runs``             zset    run ids by creation time (``facepipe runs``)
+``K:meta``                  hash    video, fps, total chunks, parameters, status
+``K:chunk:SEQ``             string  a chunk's result (JSON), waiting for the writer
+``K:embedded``              set     chunk seqs whose result is stored (progress)
+``K:next``                  string  next chunk seq to apply: the writer's fencing token
+``K:stats``                 hash    counters, updated in the same transaction as identities
+``K:ident:ID``              hash    ``embedding, centroid, refine_count, count``
+``K:faces``                 list    one JSON line per applied face (``faces.jsonl``)
+``K:face_emb``              list    float32 bytes of each applied face's embedding
+``K:failed``                list    JSON of each chunk given up on, with the reason
+==========================  ======  ===========================================================
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+import orjson
+import redis
+
+from facepipe.errors import FacepipeError
+from facepipe.identity import IdentityBank
+
+STAT_FIELDS = (
+    "frames_read",
+    "frames_sampled",
+    "frames_blurry",
+    "frames_lost",
+    "faces_detected",
+    "faces_embedded",
+    "faces_saved",
+    "identities",
+    "chunks_applied",
+    "chunks_failed",
+)
+
+
+def connect(url: str, timeout: float = 5.0) -> redis.Redis:
+    """A redis-py client for a Celery-style broker URL (``redis://``, ``rediss://``, ``redis+socket://``)."""
+    if url.startswith("redis+socket://"):
+        url = "unix://" + url.removeprefix("redis+socket://")
+    try:
+        return redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
+    except ValueError as exc:
+        raise FacepipeError(f"bad broker URL {url!r}: {exc} (use redis://HOST:PORT/DB)") from None
+
+
+def ping(client: redis.Redis, url: str) -> None:
+    """Fail fast, in one line, when the broker cannot be reached or refuses us."""
+    try:
+        client.ping()
+    except redis.AuthenticationError:
+        raise FacepipeError(
+            f"broker {url} refused the password (put the right one in the URL: redis://:PASSWORD@HOST:PORT/0)"
+        ) from None
+    except redis.ResponseError as exc:
+        if "NOAUTH" in str(exc) or "AUTH" in str(exc):
+            raise FacepipeError(
+                f"broker {url} needs a password (use redis://:PASSWORD@HOST:PORT/0)"
+            ) from None
+        raise FacepipeError(f"broker {url} answered with an error: {exc}") from None
+    except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
+        raise FacepipeError(
+            f"cannot reach broker {url}: {exc} (is Redis running there? omit --broker to use the embedded one)"
+        ) from None
+
+
+class RunStore:
+    """Typed access to one run's keys."""
+
+    def __init__(self, client: redis.Redis, prefix: str, run_id: str) -> None:
+        self.r = client
+        self.prefix = prefix
+        self.run_id = run_id
+        self.base = f"{prefix}:run:{run_id}"
+
+    # -- key names -------------------------------------------------------------------
+    def key(self, name: str) -> str:
+        return f"{self.base}:{name}"
+
+    def chunk_key(self, seq: int) -> str:
+        return self.key(f"chunk:{seq}")
+
+    def ident_key(self, identity: int) -> str:
+        return self.key(f"ident:{identity}")
+
+    # -- run metadata ----------------------------------------------------------------
+    def create(self, meta: dict[str, Any]) -> None:
+        """Record a new run; refuses to reuse an existing run id."""
+        if self.r.exists(self.key("meta")):
+            raise FacepipeError(f"run {self.run_id} already exists under prefix {self.prefix}")
+        fields = {k: orjson.dumps(v) for k, v in meta.items()}
+        fields["created"] = orjson.dumps(time.time())
+        with self.r.pipeline() as pipe:
+            pipe.hset(self.key("meta"), mapping=fields)
+            pipe.set(self.key("next"), 0)
+            pipe.zadd(f"{self.prefix}:runs", {self.run_id: time.time()})
+            pipe.execute()
+
+    def meta(self) -> dict[str, Any]:
+        raw = self.r.hgetall(self.key("meta"))
+        return {k.decode(): orjson.loads(v) for k, v in raw.items()}
+
+    def set_meta(self, **values: Any) -> None:
+        self.r.hset(self.key("meta"), mapping={k: orjson.dumps(v) for k, v in values.items()})
+
+    # -- chunk results waiting for the writer ------------------------------------------
+    def put_chunk(self, seq: int, record: dict[str, Any]) -> bool:
+        """Store a chunk's result for the writer. Idempotent; a result already applied is dropped."""
+        if seq < self.next_seq():
+            return False
+        with self.r.pipeline() as pipe:
+            pipe.set(self.chunk_key(seq), orjson.dumps(record))
+            pipe.sadd(self.key("embedded"), seq)
+            pipe.execute()
+        return True
+
+    def next_seq(self) -> int:
+        return int(self.r.get(self.key("next")) or 0)
+
+    # -- reading results -------------------------------------------------------------
+    def stats(self) -> dict[str, int]:
+        raw = self.r.hgetall(self.key("stats"))
+        stats = dict.fromkeys(STAT_FIELDS, 0)
+        stats.update({k.decode(): int(v) for k, v in raw.items()})
+        return stats
+
+    def progress(self) -> tuple[int, int]:
+        """(chunks whose result is in, chunks applied by the writer)."""
+        with self.r.pipeline(transaction=False) as pipe:
+            pipe.scard(self.key("embedded"))
+            pipe.get(self.key("next"))
+            embedded, applied = pipe.execute()
+        return int(embedded), int(applied or 0)
+
+    def faces(self) -> list[dict[str, Any]]:
+        return [orjson.loads(x) for x in self.r.lrange(self.key("faces"), 0, -1)]
+
+    def face_embeddings(self) -> np.ndarray:
+        rows = self.r.lrange(self.key("face_emb"), 0, -1)
+        if not rows:
+            return np.zeros((0, 512), dtype=np.float32)
+        return np.stack([np.frombuffer(x, dtype=np.float32) for x in rows])
+
+    def failed(self) -> list[dict[str, Any]]:
+        return [orjson.loads(x) for x in self.r.lrange(self.key("failed"), 0, -1)]
+
+    def load_bank(self, client: Any | None = None) -> IdentityBank:
+        """Rebuild the identity bank from its hashes (``client`` may be a WATCHing pipeline)."""
+        client = client or self.r
+        count = int(client.hget(self.key("stats"), "identities") or 0)
+        bank = IdentityBank()
+        for identity in range(count):
+            h = client.hgetall(self.ident_key(identity))
+            bank.add(
+                np.frombuffer(h[b"embedding"], dtype=np.float32),
+                np.frombuffer(h[b"centroid"], dtype=np.float32),
+                int(h[b"refine_count"]),
+                int(h[b"count"]),
+            )
+        return bank
+
+    def delete(self) -> int:
+        """Remove every key of this run (never anything else). Returns keys removed."""
+        removed = 0
+        for key in self.r.scan_iter(match=f"{self.base}:*", count=500):
+            removed += self.r.delete(key)
+        self.r.zrem(f"{self.prefix}:runs", self.run_id)
+        return removed
+
+
+def list_runs(client: redis.Redis, prefix: str) -> list[str]:
+    return [x.decode() for x in client.zrange(f"{prefix}:runs", 0, -1)]

@@ -1,0 +1,125 @@
+"""Probe a video, plan it into chunks of sampled frames, and read one chunk's frames.
+
+Pixels never travel through the broker: a detect worker opens the video itself,
+seeks once to the start of its range and then grabs sequentially, retrieving
+(decoding to BGR) only the sampled frames. One seek per chunk matters: seeking an
+H.264 stream to every sampled frame costs several times a full decode.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from facepipe.errors import FacepipeError
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What the dispatcher needs to know about a video before planning."""
+
+    path: str
+    frame_count: int
+    fps: float
+    width: int
+    height: int
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A run of consecutive sampled frames: ``range(start, stop, step)`` of the video."""
+
+    seq: int
+    start: int
+    stop: int
+    step: int
+
+    def frames(self) -> range:
+        return range(self.start, self.stop, self.step)
+
+
+def probe(path: str | os.PathLike[str]) -> VideoInfo:
+    """Open a video and read its frame count, fps and size; raise a clear error if unusable."""
+    path = Path(path)
+    if not path.exists():
+        raise FacepipeError(f"video not found: {path} (check the path)")
+    if path.is_dir():
+        raise FacepipeError(f"{path} is a folder, not a video file (pass a video file)")
+    if path.stat().st_size == 0:
+        raise FacepipeError(f"video file is empty: {path} (re-copy or re-download it)")
+    cap = cv2.VideoCapture(str(path))
+    try:
+        if not cap.isOpened():
+            raise FacepipeError(
+                f"cannot open {path} as a video (not a video, or a codec OpenCV's FFmpeg lacks)"
+            )
+        frame_count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+        fps = float(cap.get(cv2.CAP_PROP_FPS)) or 25.0
+        width = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH))
+        height = int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+        ok, _ = cap.read()
+    finally:
+        cap.release()
+    if not ok or frame_count <= 0 or width <= 0 or height <= 0:
+        raise FacepipeError(
+            f"{path} has no readable video frames (not a video, truncated, or unsupported codec)"
+        )
+    return VideoInfo(str(path.resolve()), frame_count, fps, width, height)
+
+
+def plan_chunks(frame_count: int, frame_step: int, chunk_size: int) -> list[Chunk]:
+    """Split the sampled frames (multiples of ``frame_step``) into chunks of ``chunk_size``.
+
+    Every sampled frame lands in exactly one chunk, in order; chunk ``seq`` numbers
+    are the order in which the writer applies them.
+    """
+    if frame_step < 1 or chunk_size < 1:
+        raise ValueError("frame_step and chunk_size must be at least 1")
+    span = frame_step * chunk_size
+    chunks = []
+    for seq, start in enumerate(range(0, frame_count, span)):
+        chunks.append(Chunk(seq, start, min(start + span, frame_count), frame_step))
+    return chunks
+
+
+class ChunkReader:
+    """Iterate ``(frame_index, bgr_image)`` over a chunk's sampled frames; counts frames grabbed.
+
+    Grabs (demuxes and decodes without colour conversion) every frame from the chunk's
+    start to its last sampled frame and retrieves only the sampled ones. Stops early,
+    without error, at the real end of the stream, which can come before the container's
+    announced frame count; ``grabbed`` and the frames yielded tell what was read.
+    """
+
+    def __init__(self, path: str, chunk: Chunk) -> None:
+        self.path = path
+        self.chunk = chunk
+        self.grabbed = 0
+
+    def __iter__(self) -> Iterator[tuple[int, np.ndarray]]:
+        chunk = self.chunk
+        sampled = chunk.frames()
+        if not sampled:
+            return
+        cap = cv2.VideoCapture(self.path)
+        if not cap.isOpened():
+            raise OSError(f"cannot open video {self.path}")
+        try:
+            if chunk.start:
+                cap.set(cv2.CAP_PROP_POS_FRAMES, chunk.start)
+            for index in range(chunk.start, sampled[-1] + 1):
+                if not cap.grab():
+                    return
+                self.grabbed += 1
+                if (index - chunk.start) % chunk.step == 0:
+                    ok, frame = cap.retrieve()
+                    if not ok:
+                        return
+                    yield index, frame
+        finally:
+            cap.release()

@@ -1,0 +1,81 @@
+"""What every task needs: validated arguments, a Redis client, the run's parameters, models.
+
+Everything here is cached per worker process, so models load once, not per task.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import re
+from typing import Any
+
+from facepipe.models import FaceDetector, FaceEmbedder, resolve_model
+from facepipe.settings import Settings
+from facepipe.store import RunStore, connect
+from tasks.celery_app import app
+
+log = logging.getLogger("facepipe.tasks")
+
+_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,80}$")
+
+
+class BadMessage(ValueError):
+    """A task message that must be dropped (logged), never executed or retried."""
+
+
+def check_ids(run_id: Any, seq: Any, prefix: Any) -> None:
+    if not isinstance(run_id, str) or not _NAME.match(run_id):
+        raise BadMessage(f"bad run id {run_id!r}")
+    if not isinstance(prefix, str) or not re.match(r"^[A-Za-z0-9_.:-]{1,80}$", prefix):
+        raise BadMessage(f"bad prefix {prefix!r}")
+    if not isinstance(seq, int) or isinstance(seq, bool) or not 0 <= seq < 10_000_000:
+        raise BadMessage(f"bad chunk seq {seq!r}")
+
+
+@functools.lru_cache(maxsize=1)
+def worker_settings() -> Settings:
+    return Settings()
+
+
+@functools.lru_cache(maxsize=4)
+def _client(url: str):  # -> redis.Redis
+    return connect(url, timeout=30)
+
+
+def run_store(prefix: str, run_id: str) -> RunStore:
+    """The run's store: the broker's Redis unless FACEPIPE_STORE_URL says otherwise."""
+    url = os.environ.get("FACEPIPE_STORE_URL") or app.conf.broker_url
+    return RunStore(_client(url), prefix, run_id)
+
+
+@functools.lru_cache(maxsize=64)
+def _params(base: str, raw_meta_params: bytes) -> dict[str, Any]:
+    import orjson
+
+    return orjson.loads(raw_meta_params)
+
+
+def run_params(store: RunStore) -> dict[str, Any]:
+    """The run's parameters as the dispatcher recorded them (not as a message claims)."""
+    raw = store.r.hget(store.key("meta"), "params")
+    if raw is None:
+        raise BadMessage(f"run {store.run_id} does not exist under {store.prefix}")
+    return _params(store.base, raw)
+
+
+@functools.lru_cache(maxsize=2)
+def detector(det_model: str | None) -> FaceDetector:
+    settings = worker_settings()
+    path = resolve_model("detector", det_model or settings.det_model)
+    log.info("loading detector %s (%d ORT threads)", path, settings.ort_threads)
+    return FaceDetector(path, settings.ort_threads)
+
+
+@functools.lru_cache(maxsize=2)
+def embedder(rec_model: str | None) -> FaceEmbedder:
+    settings = worker_settings()
+    path = resolve_model("embedder", rec_model or settings.rec_model)
+    log.info("loading embedder %s (%d ORT threads)", path, settings.ort_threads)
+    return FaceEmbedder(path, settings.ort_threads)
