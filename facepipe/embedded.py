@@ -73,14 +73,23 @@ def _kill_group(pgid: int, sig: int) -> None:
 class EmbeddedServer:
     """A private server on a unix socket; append-only persistence so a restart keeps the run."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, port: int = 0, bind: str = "127.0.0.1", password: str = "") -> None:
         self.workdir = workdir
         self.socket = workdir / "redis.sock"
+        self.port = port
+        self.bind = bind
+        self.password = password
         self.proc: subprocess.Popen | None = None
 
     @property
     def url(self) -> str:
+        """The unix-socket URL (the embedded default; no password). See :attr:`tcp_url`."""
         return f"redis+socket://{self.socket}"
+
+    @property
+    def tcp_url(self) -> str:
+        auth = f":{self.password}@" if self.password else ""
+        return f"redis://{auth}{self.bind}:{self.port}/0"
 
     def start(self, timeout: float = 15.0) -> None:
         binary = server_binary()
@@ -89,7 +98,10 @@ class EmbeddedServer:
             [
                 binary,
                 "--port",
-                "0",
+                str(self.port),
+                "--bind",
+                self.bind,
+                *(["--requirepass", self.password] if self.password else []),
                 "--unixsocket",
                 str(self.socket),
                 "--unixsocketperm",
@@ -113,7 +125,9 @@ class EmbeddedServer:
         )
         log.close()
         deadline = time.monotonic() + timeout
-        client = redis.Redis(unix_socket_path=str(self.socket), socket_timeout=1)
+        client = redis.Redis(
+            unix_socket_path=str(self.socket), socket_timeout=1, password=self.password or None
+        )
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 break
