@@ -1,0 +1,146 @@
+"""``bank.npz``: a finished run's identities and faces as plain NumPy arrays.
+
+One file, written with :func:`numpy.savez_compressed`, holding only numeric and
+unicode arrays, so it loads with ``np.load(path, allow_pickle=False)`` in any NumPy
+(no pickles, no facepipe needed to read it).
+
+Identities (``N`` of them, row ``i`` is identity ``identity_ids[i]``, in founding order):
+
+====================  ==============  ========================================================
+``identity_ids``      int64 (N,)      identity id (``0 .. N-1``), as in ``faces.jsonl``
+``centroids``         float32 (N,512) each identity's centroid, unit rows (cosine = dot product)
+``counts``            int64 (N,)      faces assigned to the identity
+``refine_counts``     int64 (N,)      faces that moved the centroid (stops at ``--refine-limit``)
+``first_frame``       int64 (N,)      first video frame the identity appears in (-1: none)
+``last_frame``        int64 (N,)      last video frame the identity appears in (-1: none)
+====================  ==============  ========================================================
+
+Faces (``F`` of them, in the order the writer applied them, i.e. line order of
+``faces.jsonl``):
+
+====================  ==============  ========================================================
+``face_embeddings``   float32 (F,512) each face's unit ArcFace embedding
+``face_frames``       int64 (F,)      video frame index of the face
+``face_identities``   int64 (F,)      identity the face was assigned to
+``face_bboxes``       float32 (F,4)   box ``x1, y1, x2, y2`` in frame pixels
+====================  ==============  ========================================================
+
+Run scalars (0-d arrays): ``fps`` (float64, the video's frame rate; ``time = frame / fps``),
+``frame_step`` (int64, one frame in this many was sampled) and ``run_id`` (unicode).
+
+Reading it::
+
+    data = np.load("bank.npz", allow_pickle=False)
+    sims = data["centroids"] @ query_embedding          # match a new face
+    str(data["run_id"]), float(data["fps"])
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from facepipe.identity import DIM
+from facepipe.store import RunStore
+
+BANK_FILE = "bank.npz"
+
+#: Every array a bank file holds (the format above); :func:`load_bank` checks for them.
+BANK_KEYS = (
+    "identity_ids",
+    "centroids",
+    "counts",
+    "refine_counts",
+    "first_frame",
+    "last_frame",
+    "face_embeddings",
+    "face_frames",
+    "face_identities",
+    "face_bboxes",
+    "fps",
+    "frame_step",
+    "run_id",
+)
+
+
+def _target(path: Path) -> Path:
+    """``path`` itself when it names a ``.npz`` file, else ``path/bank.npz``."""
+    path = Path(path)
+    return path if path.suffix == ".npz" else path / BANK_FILE
+
+
+def write_bank(store: RunStore, path: Path) -> Path:
+    """Write the run's identities and faces to ``bank.npz`` and return the file written.
+
+    ``path`` is either the output folder (the file is ``path/bank.npz``) or a file
+    name ending in ``.npz``. The file is written next to its final name and renamed
+    into place, so a reader never sees half a bank.
+    """
+    target = _target(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+
+    meta = store.meta()
+    params = meta.get("params") or {}
+    bank = store.load_bank()
+    faces = store.faces()
+    embeddings = store.face_embeddings()
+    if len(faces) != len(embeddings):
+        raise ValueError(
+            f"run {store.run_id}: {len(faces)} faces but {len(embeddings)} embeddings in the store"
+        )
+
+    n = len(bank)
+    face_frames = np.array([f["frame"] for f in faces], dtype=np.int64)
+    face_identities = np.array([f["identity"] for f in faces], dtype=np.int64)
+    face_bboxes = np.array([f["bbox"][:4] for f in faces], dtype=np.float32).reshape(len(faces), 4)
+
+    first_frame = np.full(n, -1, dtype=np.int64)
+    last_frame = np.full(n, -1, dtype=np.int64)
+    if len(faces):
+        lo = np.full(n, np.iinfo(np.int64).max, dtype=np.int64)
+        hi = np.full(n, -1, dtype=np.int64)
+        np.minimum.at(lo, face_identities, face_frames)
+        np.maximum.at(hi, face_identities, face_frames)
+        seen = hi >= 0
+        first_frame[seen] = lo[seen]
+        last_frame[seen] = hi[seen]
+
+    arrays: dict[str, np.ndarray] = {
+        "identity_ids": np.arange(n, dtype=np.int64),
+        "centroids": np.ascontiguousarray(bank.centroids, dtype=np.float32).reshape(n, DIM),
+        "counts": np.array(bank.counts, dtype=np.int64),
+        "refine_counts": np.array(bank.refine_counts, dtype=np.int64),
+        "first_frame": first_frame,
+        "last_frame": last_frame,
+        "face_embeddings": np.ascontiguousarray(embeddings, dtype=np.float32).reshape(len(faces), DIM),
+        "face_frames": face_frames,
+        "face_identities": face_identities,
+        "face_bboxes": face_bboxes,
+        "fps": np.array(float(params.get("fps") or 0.0), dtype=np.float64),
+        "frame_step": np.array(int(params.get("frame_step") or 1), dtype=np.int64),
+        "run_id": np.array(store.run_id, dtype=np.str_),
+    }
+    partial = target.with_name(target.name + ".partial.npz")
+    np.savez_compressed(partial, **arrays)
+    partial.replace(target)
+    return target
+
+
+def load_bank(path: Path | str) -> dict[str, Any]:
+    """Read a bank file (no pickles) into a dict of arrays.
+
+    Array entries stay NumPy arrays; the scalars come back as Python values
+    (``fps`` float, ``frame_step`` int, ``run_id`` str). ``path`` may be the file or
+    the output folder that holds ``bank.npz``.
+    """
+    with np.load(_target(Path(path)), allow_pickle=False) as data:
+        missing = [key for key in BANK_KEYS if key not in data.files]
+        if missing:
+            raise ValueError(f"{path} is not a facepipe bank: missing {', '.join(missing)}")
+        bank: dict[str, Any] = {key: data[key] for key in data.files}
+    bank["fps"] = float(bank["fps"])
+    bank["frame_step"] = int(bank["frame_step"])
+    bank["run_id"] = str(bank["run_id"])
+    return bank

@@ -1,0 +1,71 @@
+"""Plain reference implementations the tests hold facepipe to.
+
+Written the obvious way (Python loops, float64 where it does not matter), independent
+of facepipe's vectorised code, so that a bug in one is not repeated in the other.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def reference_cluster(embeddings: np.ndarray, sim_thresh: float, refine_limit: int) -> dict:
+    """The seed's online match-or-add, one face at a time, one identity at a time."""
+    identities: list[dict] = []
+    assignments: list[int] = []
+    similarities: list[float | None] = []
+    for emb in embeddings:
+        emb = np.asarray(emb, dtype=np.float32)
+        best, best_sim = -1, -2.0
+        for i, ident in enumerate(identities):
+            sim = float(np.dot(ident["centroid"].astype(np.float64), emb.astype(np.float64)))
+            if sim > best_sim:
+                best, best_sim = i, sim
+        if best >= 0 and best_sim >= sim_thresh:
+            ident = identities[best]
+            ident["count"] += 1
+            if ident["refine_count"] < refine_limit:
+                n = ident["refine_count"]
+                mean = (ident["centroid"] * n + emb) / (n + 1)
+                ident["centroid"] = (mean / np.linalg.norm(mean)).astype(np.float32)
+                ident["refine_count"] = n + 1
+            assignments.append(best)
+            similarities.append(best_sim)
+        else:
+            identities.append({"embedding": emb, "centroid": emb.copy(), "refine_count": 1, "count": 1})
+            assignments.append(len(identities) - 1)
+            similarities.append(None)
+    return {"identities": identities, "assignments": assignments, "similarities": similarities}
+
+
+def sequential_run(video: str, params: dict, detector, embedder) -> dict:
+    """The whole seed algorithm in one plain loop over the sampled frames, in order."""
+    import cv2
+
+    from facepipe.faces import align
+
+    cap = cv2.VideoCapture(video)
+    embeddings, faces = [], []
+    index = 0
+    while True:
+        ok = cap.grab()
+        if not ok:
+            break
+        if index % params["frame_step"] == 0:
+            _, frame = cap.retrieve()
+            found = detector.detect(
+                frame,
+                input_size=tuple(params["det_input"]),
+                det_thresh=params["det_thresh"],
+                nms_thresh=params["nms_thresh"],
+                min_face=params["min_face"],
+            )
+            crops = [align(frame, f) for f in found]
+            if crops:
+                embeddings.extend(embedder.embed(crops))
+            faces.extend({"frame": index, "bbox": [float(v) for v in f.bbox]} for f in found)
+        index += 1
+    cap.release()
+    result = reference_cluster(np.array(embeddings), params["sim_thresh"], params["refine_limit"])
+    result["faces"] = faces
+    return result

@@ -1,0 +1,102 @@
+"""End to end with real parts: the CLI, a real server, real Celery workers, real models, real faces."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import assert_consistent, facepipe, read_run, reference_models, service_pids
+from tests.reference import sequential_run
+
+PARAMS = {
+    "frame_step": 2,
+    "det_input": [640, 640],
+    "det_thresh": 0.7,
+    "nms_thresh": 0.4,
+    "min_face": 60,
+    "sim_thresh": 0.27,
+    "refine_limit": 30,
+}
+
+
+@pytest.fixture(scope="module")
+def embedded_run(t1_video: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object]:
+    before = service_pids()
+    out = tmp_path_factory.mktemp("embedded")
+    proc = facepipe("run", str(t1_video), "--frame-step", "2", "--chunk-size", "3", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert service_pids() - before == set(), "the embedded run left a server or worker running"
+    return out, proc
+
+
+def test_embedded_run_writes_consistent_outputs(embedded_run) -> None:
+    out, proc = embedded_run
+    summary, faces = read_run(out)
+    assert_consistent(summary, faces)
+    assert summary["frames_sampled"] == 12 and summary["frames_blurry"] == 0
+    assert summary["faces_embedded"] >= 12 * 5  # six faces per frame, small ones may drop
+    assert summary["params"]["frame_step"] == 2 and summary["params"]["sim_thresh"] == 0.27
+    assert summary["elapsed_s"] > 0
+    assert "identities" in proc.stdout and "global tally" in proc.stdout
+    for face in faces:
+        assert set(face) == {"frame", "time_s", "bbox", "det_score", "identity", "similarity"}
+        assert face["time_s"] == pytest.approx(face["frame"] / 10.0, abs=1e-3)
+    founders = [f for f in faces if f["similarity"] is None]
+    assert len(founders) == summary["identities"]
+
+
+def test_embedded_run_equals_the_sequential_reference(embedded_run, t1_video: Path) -> None:
+    out, _ = embedded_run
+    summary, faces = read_run(out)
+    detector, embedder = reference_models()
+    ref = sequential_run(str(t1_video), PARAMS, detector, embedder)
+    assert [f["frame"] for f in faces] == [f["frame"] for f in ref["faces"]]
+    assert [f["identity"] for f in faces] == ref["assignments"]
+    assert summary["counts"] == {str(i): x["count"] for i, x in enumerate(ref["identities"])}
+    # Six different people in the picture: six identities.
+    assert summary["identities"] == 6
+
+
+def test_running_workers_give_the_same_identities(
+    embedded_run, t1_video: Path, server, workers, tmp_path
+) -> None:
+    out, _ = embedded_run
+    proc = facepipe(
+        "run",
+        str(t1_video),
+        "--frame-step",
+        "2",
+        "--chunk-size",
+        "3",
+        "--out",
+        str(tmp_path),
+        "--broker",
+        server.url,
+        "--redis-prefix",
+        "fp-e2e",
+    )
+    assert proc.returncode == 0, proc.stderr
+    _, remote_faces = read_run(tmp_path)
+    _, local_faces = read_run(out)
+    assert [f["identity"] for f in remote_faces] == [f["identity"] for f in local_faces]
+    assert [f["bbox"] for f in remote_faces] == [f["bbox"] for f in local_faces]
+    status = facepipe("status", "--broker", server.url, "--redis-prefix", "fp-e2e")
+    assert status.returncode == 0 and "done" in status.stdout, status.stderr
+    runs = facepipe("runs", "--broker", server.url, "--redis-prefix", "fp-e2e")
+    assert runs.returncode == 0 and str(t1_video) in runs.stdout
+
+
+def test_save_images_writes_crops_per_identity(t1_video: Path, tmp_path) -> None:
+    proc = facepipe(
+        "run", str(t1_video), "--frame-step", "6", "--out", str(tmp_path), "--save-images", "--no-progress"
+    )
+    assert proc.returncode == 0, proc.stderr
+    summary, faces = read_run(tmp_path)
+    crops = sorted((tmp_path / "faces").glob("*/frame_*_*.jpg"))
+    assert len(crops) == summary["faces_saved"] == len(faces)
+    for face in faces:
+        assert any(
+            p.parent.name == str(face["identity"]) and p.name.startswith(f"frame_{face['frame']}_")
+            for p in crops
+        )
