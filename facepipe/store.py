@@ -72,7 +72,8 @@ def ping(client: redis.Redis, url: str) -> None:
         raise FacepipeError(f"broker {url} answered with an error: {exc}") from None
     except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
         raise FacepipeError(
-            f"cannot reach broker {url}: {exc} (is Redis running there? omit --broker to use the embedded one)"
+            f"cannot reach broker {url}: {exc} "
+            "(is Redis running there? omit --broker to use the embedded one)"
         ) from None
 
 
