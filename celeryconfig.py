@@ -32,8 +32,12 @@ task_acks_late = True
 task_reject_on_worker_lost = True
 worker_prefetch_multiplier = 1
 broker_transport_options = {
-    # A message taken by a worker that vanished is redelivered after this many seconds.
+    # A message taken by a worker that vanished (SIGKILL, power loss) is redelivered
+    # after this many seconds; keep it above the longest chunk's processing time.
     "visibility_timeout": int(os.environ.get("FACEPIPE_VISIBILITY_TIMEOUT", "900")),
+    # Look for such abandoned messages every few seconds (kombu's default is ~100 s).
+    "unacked_restore_interval": int(os.environ.get("FACEPIPE_RESTORE_INTERVAL", "5")),
+    "unacked_restore_throttle": 1,
 }
 broker_connection_retry_on_startup = True
 

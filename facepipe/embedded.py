@@ -149,8 +149,21 @@ class EmbeddedServer:
 QUEUES = ("detect", "embed", "writer")
 
 
+def worker_command(queue: str, procs: int, node_name: str, loglevel: str = "WARNING") -> list[str]:
+    """The ``celery worker`` command line for one queue (the same one users run by hand)."""
+    return [
+        sys.executable, "-m", "celery", "-A", "tasks", "worker",
+        "-Q", queue,
+        "-c", str(procs),
+        "-P", "solo" if procs == 1 else "prefork",
+        "-n", node_name,
+        "--loglevel", loglevel,
+        "--without-gossip", "--without-mingle", "--without-heartbeat",
+    ]  # fmt: skip
+
+
 class EmbeddedWorkers:
-    """One ``celery worker`` process per queue, logs under ``log_dir``."""
+    """Local ``celery worker`` processes (by default one per queue), logs under ``log_dir``."""
 
     def __init__(self, broker_url: str, workdir: Path, log_dir: Path, run_tag: str) -> None:
         self.broker_url = broker_url
@@ -158,46 +171,45 @@ class EmbeddedWorkers:
         self.log_dir = log_dir
         self.run_tag = run_tag
         self.procs: dict[str, subprocess.Popen] = {}
+        self._specs: dict[str, tuple[str, int, dict[str, str], bool]] = {}
 
     def start(self, concurrency: dict[str, int], env: dict[str, str], debug: bool = False) -> None:
-        self.log_dir.mkdir(parents=True, exist_ok=True)
-        child_env = {**os.environ, **env, "FACEPIPE_BROKER_URL": self.broker_url}
+        """One worker per queue with the given number of processes each."""
         for queue in QUEUES:
-            procs = concurrency[queue]
-            cmd = [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "tasks",
-                "worker",
-                "-Q",
-                queue,
-                "-c",
-                str(procs),
-                "-P",
-                "solo" if procs == 1 else "prefork",
-                "-n",
-                f"{queue}-{self.run_tag}@%h",
-                "--loglevel",
-                "INFO" if debug else "WARNING",
-                "--without-gossip",
-                "--without-mingle",
-                "--without-heartbeat",
-            ]
-            log_path = self.log_dir / f"{queue}.log"
-            log = open(log_path, "ab")  # noqa: SIM115 - owned by the child
-            self.procs[queue] = subprocess.Popen(
-                cmd,
-                cwd=self.workdir,  # never pick up a stray tasks.py from the user's folder
-                env=child_env,
-                stdout=None if debug else log,
-                stderr=None if debug else subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-                preexec_fn=_die_with_parent,
-            )
-            log.close()
+            self.start_one(queue, queue, concurrency[queue], env, debug)
+
+    def start_one(
+        self, name: str, queue: str, procs: int, env: dict[str, str], debug: bool = False
+    ) -> subprocess.Popen:
+        """Start worker ``name`` consuming ``queue`` with ``procs`` processes (solo pool for 1)."""
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self._specs[name] = (queue, procs, env, debug)
+        child_env = {**os.environ, **env, "FACEPIPE_BROKER_URL": self.broker_url}
+        log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - owned by the child
+        self.procs[name] = subprocess.Popen(
+            worker_command(queue, procs, f"{name}-{self.run_tag}@%h", "INFO" if debug else "WARNING"),
+            cwd=self.workdir,  # never pick up a stray tasks.py from the user's folder
+            env=child_env,
+            stdout=None if debug else log,
+            stderr=None if debug else subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            preexec_fn=_die_with_parent,
+        )
+        log.close()
+        return self.procs[name]
+
+    def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
+        """Send ``sig`` to worker ``name`` and its pool processes, and reap it."""
+        proc = self.procs[name]
+        _kill_group(proc.pid, sig)
+        proc.wait()
+
+    def restart(self, name: str) -> subprocess.Popen:
+        queue, procs, env, debug = self._specs[name]
+        if self.procs[name].poll() is None:
+            _stop(self.procs[name], grace=10)
+        return self.start_one(name, queue, procs, env, debug)
 
     def check_alive(self) -> None:
         for queue, proc in self.procs.items():

@@ -9,6 +9,7 @@ import functools
 import logging
 import os
 import re
+import signal
 from typing import Any
 
 from facepipe.models import FaceDetector, FaceEmbedder, resolve_model
@@ -79,3 +80,18 @@ def embedder(rec_model: str | None) -> FaceEmbedder:
     path = resolve_model("embedder", rec_model or settings.rec_model)
     log.info("loading embedder %s (%d ORT threads)", path, settings.ort_threads)
     return FaceEmbedder(path, settings.ort_threads)
+
+
+def maybe_inject_fault(store: RunStore, stage: str, seq: int) -> None:
+    """Test hook: SIGKILL this worker once, after the work and before the ack.
+
+    Only active when ``FACEPIPE_FAULT_INJECT`` lists ``stage:seq`` (e.g. ``write:3``);
+    a Redis marker makes it fire once per run even though the message is redelivered.
+    It exists so the fault tests can crash a worker at an exact point with a real signal.
+    """
+    spec = os.environ.get("FACEPIPE_FAULT_INJECT")
+    if not spec or f"{stage}:{seq}" not in spec.split(","):
+        return
+    if store.r.set(store.key(f"fault:{stage}:{seq}"), 1, nx=True):
+        log.warning("fault injection: SIGKILL in %s of chunk %d (after work, before ack)", stage, seq)
+        os.kill(os.getpid(), signal.SIGKILL)

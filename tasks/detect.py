@@ -6,7 +6,7 @@ from facepipe.pipeline import detect_chunk
 from facepipe.records import ChunkRecord
 from facepipe.video import Chunk
 from tasks.celery_app import app
-from tasks.common import BadMessage, check_ids, detector, log, run_params, run_store
+from tasks.common import BadMessage, check_ids, detector, log, maybe_inject_fault, run_params, run_store
 from tasks.failures import retry_or_give_up
 
 
@@ -35,4 +35,5 @@ def detect(self, run_id: str, seq: int, start: int, stop: int, prefix: str = "fa
     from tasks.embed import embed
 
     embed.apply_async((run_id, seq, prefix, record.to_dict()))
+    maybe_inject_fault(store, "detect", seq)
     return f"{len(record.faces)} faces in {record.frames_sampled} frames"

@@ -7,7 +7,7 @@ from typing import Any
 from facepipe.pipeline import embed_record
 from facepipe.records import ChunkRecord
 from tasks.celery_app import app
-from tasks.common import BadMessage, check_ids, embedder, log, run_params, run_store
+from tasks.common import BadMessage, check_ids, embedder, log, maybe_inject_fault, run_params, run_store
 from tasks.failures import retry_or_give_up
 
 
@@ -45,4 +45,5 @@ def embed(self, run_id: str, seq: int, prefix: str, record: dict[str, Any]) -> s
     from tasks.write import write
 
     write.apply_async((run_id, seq, prefix))
+    maybe_inject_fault(store, "embed", seq)
     return f"{len(result.faces)} faces embedded"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from facepipe.writer import Writer
 from tasks.celery_app import app
-from tasks.common import BadMessage, check_ids, log, run_params, run_store
+from tasks.common import BadMessage, check_ids, log, maybe_inject_fault, run_params, run_store
 
 _writer = Writer()
 
@@ -20,4 +20,5 @@ def write(run_id: str, seq: int, prefix: str = "facepipe") -> str:
         log.error("rejected write message: %s", exc)
         return f"rejected: {exc}"
     applied = _writer.apply_ready(store, params)
+    maybe_inject_fault(store, "write", seq)
     return f"applied {applied} chunks"
