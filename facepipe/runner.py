@@ -27,15 +27,16 @@ EXIT_LOST_CHUNKS = 3
 
 
 def celery_sender(broker_url: str):
-    """A ``send(name, args)`` that publishes to the given broker with the project's routes."""
+    """A ``send(name, args)`` that publishes to ``broker_url`` with the project's routes.
+
+    Uses its own connection, so one process can talk to several brokers (tests do).
+    """
     from tasks.celery_app import app
 
-    app.conf.broker_url = broker_url
-    app.conf.broker_connection_retry = False
-    app.conf.broker_connection_max_retries = 1
+    connection = app.connection_for_write(broker_url)
 
     def send(name: str, args: tuple) -> None:
-        app.send_task(name, args=args)
+        app.send_task(name, args=args, connection=connection)
 
     return send
 
