@@ -99,6 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("run_id", nargs="?", help="run id (default: the newest run)")
     _add_settings_flags(status, ["broker", "redis_host", "redis_port", "redis_prefix"])
 
+    report = sub.add_parser("report", help="rebuild report.html of a finished run from its output folder")
+    report.add_argument("out_dir", help="the run's output folder (holds summary.json and faces.jsonl)")
+
     runs = sub.add_parser("runs", help="list runs recorded on a broker")
     _add_settings_flags(runs, ["broker", "redis_host", "redis_port", "redis_prefix"])
     return parser
@@ -128,6 +131,10 @@ def main(argv: list[str] | None = None) -> int:
             from facepipe.runner import show_status
 
             return show_status(settings, args.run_id)
+        if args.command == "report":
+            from facepipe.report import report_command
+
+            return report_command(args.out_dir)
         if args.command == "runs":
             from facepipe.runner import list_runs_cmd
 

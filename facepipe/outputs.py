@@ -65,5 +65,6 @@ def format_summary(summary: dict[str, Any], out_dir: Path) -> str:
     if summary["failed_chunks"]:
         lost = ", ".join(f"{f['frames'][0]}-{f['frames'][1] - 1}" for f in summary["failed_chunks"])
         lines.append(f"  LOST frame ranges ({summary['frames_lost']} sampled frames): {lost}")
-    lines.append(f"  outputs: {out_dir}/summary.json, {out_dir}/faces.jsonl")
+    lines.append(f"  report: {out_dir}/report.html")
+    lines.append(f"  data:   {out_dir}/summary.json, faces.jsonl, bank.npz")
     return "\n".join(lines)

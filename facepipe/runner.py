@@ -12,11 +12,13 @@ import sys
 import time
 from pathlib import Path
 
+from facepipe.bank import write_bank
 from facepipe.dispatch import follow, new_run_id, submit
 from facepipe.embedded import EmbeddedCluster, ort_threads_per_process
 from facepipe.errors import FacepipeError
 from facepipe.models import resolve_model
 from facepipe.outputs import build_summary, format_summary, write_outputs
+from facepipe.report import build_report
 from facepipe.settings import Settings
 from facepipe.store import RunStore, connect, list_runs, ping
 from facepipe.video import probe
@@ -116,13 +118,15 @@ def run_video(video: str, settings: Settings) -> int:
 def _finish(store: RunStore, out: Path, elapsed_s: float) -> int:
     summary = build_summary(store, elapsed_s)
     write_outputs(store, out, summary)
+    write_bank(store, out / "bank.npz")
+    build_report(out)
     store.set_meta(status="failed-chunks" if summary["failed_chunks"] else "done")
     print(format_summary(summary, out))
     return EXIT_LOST_CHUNKS if summary["failed_chunks"] else 0
 
 
 def _store_client(settings: Settings):
-    broker = settings.broker_url() or os.environ.get("FACEPIPE_BROKER_URL")
+    broker = settings.broker_url()
     if not broker:
         raise FacepipeError("which broker? pass --broker redis://HOST:6379/0 (embedded runs keep no server)")
     client = connect(broker)

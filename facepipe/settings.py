@@ -9,6 +9,7 @@ the same way as the CLI.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +34,7 @@ def parse_size(text: str) -> tuple[int, int]:
 class Settings(BaseSettings):
     """Every knob of a run. Field descriptions double as ``--help`` text."""
 
-    model_config = SettingsConfigDict(env_prefix="FACEPIPE_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="FACEPIPE_", extra="ignore", env_ignore_empty=True)
 
     # Sampling and the blur gate (run before detection, so blurry frames cost no inference).
     frame_step: int = Field(15, ge=1, description="process every Nth frame (1 = every frame)")
@@ -98,12 +99,17 @@ class Settings(BaseSettings):
         return parse_size(value) if isinstance(value, str) else value
 
     def broker_url(self) -> str | None:
-        """The broker to use, or None for the embedded default."""
+        """The broker to use, or None for the embedded default.
+
+        ``--broker`` (``FACEPIPE_BROKER``), then ``--redis-host``/``--redis-port``, then
+        ``FACEPIPE_BROKER_URL`` (the variable workers read, so a shell set up for
+        workers submits to them too).
+        """
         if self.broker:
             return self.broker
         if self.redis_host:
             return f"redis://{self.redis_host}:{self.redis_port}/0"
-        return None
+        return os.environ.get("FACEPIPE_BROKER_URL") or None
 
     def run_params(self) -> dict[str, Any]:
         """The settings a worker needs for one run, as plain JSON (they travel in each task)."""

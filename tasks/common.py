@@ -46,9 +46,8 @@ def _client(url: str):  # -> redis.Redis
 
 
 def run_store(prefix: str, run_id: str) -> RunStore:
-    """The run's store: the broker's Redis unless FACEPIPE_STORE_URL says otherwise."""
-    url = os.environ.get("FACEPIPE_STORE_URL") or app.conf.broker_url
-    return RunStore(_client(url), prefix, run_id)
+    """The run's store lives in the broker's Redis (under its own prefix)."""
+    return RunStore(_client(app.conf.broker_url), prefix, run_id)
 
 
 @functools.lru_cache(maxsize=64)
