@@ -38,10 +38,6 @@ exit status: 0 done; 1 bad input or setup (message says what to do); 3 finished 
 some chunks were lost (their frame ranges are printed); 130 interrupted.
 """
 
-# Settings that are not flags of ``run`` (they belong to other commands or to workers).
-_NOT_RUN_FLAGS = {"ort_threads"}
-
-
 def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
@@ -52,14 +48,12 @@ def _add_settings_flags(parser: argparse.ArgumentParser, names: list[str] | None
         "sampling and blur gate": ("frame_step", "chunk_size", "blur_"),
         "detection and alignment": ("det_", "nms_thresh", "min_face", "rec_model"),
         "identities": ("sim_thresh", "refine_limit"),
-        "workers and broker": ("num_", "broker", "redis_", "stall_timeout", "task_retries"),
+        "workers and broker": ("num_", "broker", "redis_", "ort_threads", "stall_timeout", "task_retries"),
         "outputs": ("out", "save_", "debug", "progress"),
     }
     made = {title: parser.add_argument_group(title) for title in groups}
     for name, field in Settings.model_fields.items():
         if names is not None and name not in names:
-            continue
-        if name in _NOT_RUN_FLAGS:
             continue
         group = next((made[t] for t, keys in groups.items() if any(name.startswith(k) for k in keys)), parser)
         default = field.default

@@ -75,12 +75,7 @@ def run_video(video: str, settings: Settings) -> int:
         settings = settings.model_copy(update={"save_dir": (out / "faces").resolve()})
     elif settings.save_dir is not None:
         settings = settings.model_copy(update={"save_dir": settings.save_dir.resolve()})
-    show = (
-        settings.progress
-        and sys.stderr.isatty()
-        or settings.progress
-        and os.environ.get("FACEPIPE_PROGRESS") == "1"
-    )
+    show = settings.progress and sys.stderr.isatty()  # bars are for people, not log files
     print(
         f"facepipe: run {run_id}: {info.path} ({info.frame_count} frames, {info.fps:.2f} fps, "
         f"{info.width}x{info.height}); sampling 1 frame in {settings.frame_step}",
