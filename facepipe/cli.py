@@ -38,6 +38,7 @@ exit status: 0 done; 1 bad input or setup (message says what to do); 3 finished 
 some chunks were lost (their frame ranges are printed); 130 interrupted.
 """
 
+
 def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
@@ -48,7 +49,16 @@ def _add_settings_flags(parser: argparse.ArgumentParser, names: list[str] | None
         "sampling and blur gate": ("frame_step", "chunk_size", "blur_"),
         "detection and alignment": ("det_", "nms_thresh", "min_face", "rec_model"),
         "identities": ("sim_thresh", "refine_limit"),
-        "workers and broker": ("num_", "broker", "redis_", "ort_threads", "stall_timeout", "task_retries"),
+        "workers and broker": (
+            "num_",
+            "broker",
+            "redis_",
+            "ort_threads",
+            "stall_timeout",
+            "task_retries",
+            "ship_",
+            "max_message",
+        ),
         "outputs": ("out", "save_", "debug", "progress"),
     }
     made = {title: parser.add_argument_group(title) for title in groups}

@@ -8,6 +8,7 @@ progress lives in the run's Redis keys.
 from __future__ import annotations
 
 import secrets
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ from tqdm import tqdm
 from facepipe.errors import FacepipeError
 from facepipe.settings import Settings
 from facepipe.store import RunStore
-from facepipe.video import Chunk, VideoInfo, plan_chunks
+from facepipe.video import Chunk, ChunkReader, VideoInfo, encode_frame, plan_chunks
 
 Send = Callable[[str, tuple[Any, ...]], None]
 
@@ -55,9 +56,65 @@ def submit(store: RunStore, info: VideoInfo, settings: Settings, send: Send) -> 
             "status": "running",
         }
     )
-    for chunk in chunks:
-        send(DETECT_TASK, (store.run_id, chunk.seq, chunk.start, chunk.stop, store.prefix))
+    if not settings.ship_frames:
+        for chunk in chunks:
+            send(DETECT_TASK, (store.run_id, chunk.seq, chunk.start, chunk.stop, store.prefix))
     return chunks
+
+
+class FrameShipper(threading.Thread):
+    """``--ship-frames``: decode each chunk here and send its frames inside the message.
+
+    Runs beside :func:`follow`; keeps at most ``max_inflight`` chunks ahead of the writer
+    so a long video does not pile up in the broker's memory. :meth:`check` re-raises an
+    error from the thread in the caller.
+    """
+
+    def __init__(
+        self,
+        store: RunStore,
+        info: VideoInfo,
+        chunks: list[Chunk],
+        settings: Settings,
+        send: Send,
+        max_inflight: int = 16,
+    ) -> None:
+        super().__init__(name="frame-shipper", daemon=True)
+        self.store, self.info, self.chunks, self.settings, self.send = store, info, chunks, settings, send
+        self.max_inflight = max_inflight
+        self.error: BaseException | None = None
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        try:
+            self._ship()
+        except BaseException as exc:  # noqa: BLE001 - handed to the main thread
+            self.error = exc
+
+    def _ship(self) -> None:
+        limit = self.settings.max_message_mb * 1e6
+        for chunk in self.chunks:
+            while chunk.seq - self.store.next_seq() >= self.max_inflight:
+                if self.stopping.wait(0.1):
+                    return
+            frames = [
+                (i, encode_frame(f, self.settings.ship_quality))
+                for i, f in ChunkReader(self.info.path, chunk)
+            ]
+            size = sum(len(text) for _, text in frames)
+            if size > limit:
+                raise FacepipeError(
+                    f"chunk {chunk.seq} would be a {size / 1e6:.1f} MB message, over --max-message-mb "
+                    f"{self.settings.max_message_mb:g}; lower --chunk-size or --ship-quality"
+                )
+            self.send(
+                DETECT_TASK,
+                (self.store.run_id, chunk.seq, chunk.start, chunk.stop, self.store.prefix, frames),
+            )
+
+    def check(self) -> None:
+        if self.error is not None:
+            raise self.error
 
 
 @dataclass

@@ -12,7 +12,7 @@ from facepipe.faces import align, encode_crop
 from facepipe.models import FaceDetector, FaceEmbedder
 from facepipe.quality import BlurGate
 from facepipe.records import ChunkRecord
-from facepipe.video import Chunk, ChunkReader
+from facepipe.video import Chunk, ChunkReader, PayloadReader
 
 
 def blur_gate(params: dict[str, Any]) -> BlurGate | None:
@@ -27,13 +27,23 @@ def blur_gate(params: dict[str, Any]) -> BlurGate | None:
     )
 
 
-def detect_chunk(video: str, chunk: Chunk, params: dict[str, Any], detector: FaceDetector) -> ChunkRecord:
-    """Decode the chunk's sampled frames, gate blur, detect, align; crops as PNG."""
+def detect_chunk(
+    video: str,
+    chunk: Chunk,
+    params: dict[str, Any],
+    detector: FaceDetector,
+    shipped: list[tuple[int, str]] | None = None,
+) -> ChunkRecord:
+    """Decode the chunk's sampled frames, gate blur, detect, align; crops as PNG.
+
+    Frames come from the video itself, or from ``shipped`` (JPEG frames that travelled
+    in the task message, for hosts without the video).
+    """
     record = ChunkRecord(chunk.seq, chunk.start, chunk.stop, chunk.step)
     gate = blur_gate(params)
     timings = {"decode": 0.0, "blur": 0.0, "detect": 0.0, "align": 0.0}
     mark = time.perf_counter()
-    reader = ChunkReader(video, chunk)
+    reader = ChunkReader(video, chunk) if shipped is None else PayloadReader(shipped)
     for index, frame in reader:
         timings["decode"] += time.perf_counter() - mark
         record.frames_sampled += 1

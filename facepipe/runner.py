@@ -10,10 +10,11 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from facepipe.bank import write_bank
-from facepipe.dispatch import follow, new_run_id, submit
+from facepipe.dispatch import FrameShipper, Send, follow, new_run_id, submit
 from facepipe.embedded import EmbeddedCluster, ort_threads_per_process
 from facepipe.errors import FacepipeError
 from facepipe.models import resolve_model
@@ -21,7 +22,7 @@ from facepipe.outputs import build_summary, format_summary, write_outputs
 from facepipe.report import build_report
 from facepipe.settings import Settings
 from facepipe.store import RunStore, connect, list_runs, ping
-from facepipe.video import probe
+from facepipe.video import VideoInfo, probe
 
 log = logging.getLogger(__name__)
 
@@ -84,8 +85,7 @@ def run_video(video: str, settings: Settings) -> int:
 
     if broker is not None:
         store = RunStore(client, settings.redis_prefix, run_id)
-        chunks = submit(store, info, settings, celery_sender(broker))
-        follow(store, len(chunks), stall_timeout=settings.stall_timeout, show_progress=show)
+        _dispatch_and_follow(store, info, settings, celery_sender(broker), show)
         return _finish(store, out, time.monotonic() - started)
 
     with EmbeddedCluster(out / "logs", run_id) as cluster:
@@ -99,15 +99,44 @@ def run_video(video: str, settings: Settings) -> int:
         )
         client = connect(cluster.url)
         store = RunStore(client, settings.redis_prefix, run_id)
-        chunks = submit(store, info, settings, celery_sender(cluster.url))
+        _dispatch_and_follow(
+            store, info, settings, celery_sender(cluster.url), show, cluster.workers.check_alive
+        )
+        return _finish(store, out, time.monotonic() - started)
+
+
+def _dispatch_and_follow(
+    store: RunStore,
+    info: VideoInfo,
+    settings: Settings,
+    send: Send,
+    show: bool,
+    check_workers: Callable[[], None] | None = None,
+) -> None:
+    """Queue the chunks (or ship their frames from a thread) and follow the run to its end."""
+    chunks = submit(store, info, settings, send)
+    shipper = FrameShipper(store, info, chunks, settings, send) if settings.ship_frames else None
+
+    def check_alive() -> None:
+        if check_workers is not None:
+            check_workers()
+        if shipper is not None:
+            shipper.check()
+
+    if shipper is not None:
+        shipper.start()
+    try:
         follow(
             store,
             len(chunks),
             stall_timeout=settings.stall_timeout,
             show_progress=show,
-            check_alive=cluster.workers.check_alive,
+            check_alive=check_alive,
         )
-        return _finish(store, out, time.monotonic() - started)
+    finally:
+        if shipper is not None:
+            shipper.stopping.set()
+            shipper.join(timeout=10)
 
 
 def _finish(store: RunStore, out: Path, elapsed_s: float) -> int:

@@ -81,6 +81,15 @@ class Settings(BaseSettings):
         "facepipe", min_length=1, description="key prefix; each run lives under PREFIX:run:ID"
     )
     ort_threads: int = Field(0, ge=0, description="ONNX Runtime threads per worker process (0 = its default)")
+    ship_frames: bool = Field(
+        False,
+        description="send sampled frames inside the task messages (JPEG) for workers that "
+        "cannot read the video; costs dispatcher decode time and broker memory",
+    )
+    ship_quality: int = Field(95, ge=50, le=100, description="JPEG quality of shipped frames")
+    max_message_mb: float = Field(
+        16.0, gt=0, description="largest task message allowed with --ship-frames (lower --chunk-size)"
+    )
     stall_timeout: float = Field(
         300.0, gt=0, description="give up when no chunk completes for this many seconds"
     )

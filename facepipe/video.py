@@ -8,6 +8,7 @@ H.264 stream to every sampled frame costs several times a full decode.
 
 from __future__ import annotations
 
+import base64
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ import cv2
 import numpy as np
 
 from facepipe.errors import FacepipeError
+from facepipe.fetch import is_url, local_copy
 
 
 @dataclass(frozen=True)
@@ -43,9 +45,16 @@ class Chunk:
         return range(self.start, self.stop, self.step)
 
 
-def probe(path: str | os.PathLike[str]) -> VideoInfo:
-    """Open a video and read its frame count, fps and size; raise a clear error if unusable."""
-    path = Path(path)
+def probe(location: str | os.PathLike[str]) -> VideoInfo:
+    """Open a video (path or http(s) URL) and read its frame count, fps and size.
+
+    Raises a clear :class:`FacepipeError` when it is unusable. For a URL the returned
+    ``path`` stays the URL (workers fetch it themselves).
+    """
+    if is_url(str(location)):
+        info = probe(local_copy(str(location)))
+        return VideoInfo(str(location), info.frame_count, info.fps, info.width, info.height)
+    path = Path(location)
     if not path.exists():
         raise FacepipeError(f"video not found: {path} (check the path)")
     if path.is_dir():
@@ -97,7 +106,7 @@ class ChunkReader:
     """
 
     def __init__(self, path: str, chunk: Chunk) -> None:
-        self.path = path
+        self.path = str(local_copy(path)) if is_url(path) else path
         self.chunk = chunk
         self.grabbed = 0
 
@@ -123,3 +132,39 @@ class ChunkReader:
                     yield index, frame
         finally:
             cap.release()
+
+
+class PayloadReader:
+    """The frames of a chunk shipped inside the task message (``--ship-frames``).
+
+    Used by workers on hosts that cannot read the video: the dispatcher decodes the
+    sampled frames and sends each as base64 JPEG with its frame index.
+    """
+
+    def __init__(self, frames: list[tuple[int, str]]) -> None:
+        self.frames = frames
+        self.grabbed = 0
+
+    def __iter__(self) -> Iterator[tuple[int, np.ndarray]]:
+        for index, text in self.frames:
+            self.grabbed += 1
+            yield index, decode_frame(text)
+
+
+def encode_frame(frame: np.ndarray, quality: int = 95) -> str:
+    ok, buf = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise ValueError("could not encode frame")
+    return base64.b64encode(buf.tobytes()).decode("ascii")
+
+
+def decode_frame(text: str) -> np.ndarray:
+    """Inverse of :func:`encode_frame`; ValueError for anything that is not an image."""
+    try:
+        raw = np.frombuffer(base64.b64decode(text, validate=True), dtype=np.uint8)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"shipped frame is not base64: {exc}") from None
+    frame = cv2.imdecode(raw, cv2.IMREAD_COLOR)
+    if frame is None:
+        raise ValueError("shipped frame is not an image")
+    return frame

@@ -11,10 +11,17 @@ from tasks.failures import retry_or_give_up
 
 
 @app.task(name="facepipe.detect", bind=True)
-def detect(self, run_id: str, seq: int, start: int, stop: int, prefix: str = "facepipe") -> str:
-    """Chunk ``seq`` = sampled frames in [start, stop) of run ``run_id``'s video."""
+def detect(
+    self, run_id: str, seq: int, start: int, stop: int, prefix: str = "facepipe", frames: list | None = None
+) -> str:
+    """Chunk ``seq`` = sampled frames in [start, stop) of run ``run_id``'s video.
+
+    ``frames`` ([index, base64 JPEG] pairs) is set with ``--ship-frames``, for workers
+    that cannot open the video themselves.
+    """
     try:
         check_ids(run_id, seq, prefix)
+        shipped = _check_shipped(frames, start, stop)
         if not all(isinstance(v, int) and not isinstance(v, bool) for v in (start, stop)):
             raise BadMessage(f"frame range must be integers, got {start!r}, {stop!r}")
         store = run_store(prefix, run_id)
@@ -28,7 +35,7 @@ def detect(self, run_id: str, seq: int, start: int, stop: int, prefix: str = "fa
         return "already applied"
     chunk = Chunk(seq, start, stop, int(params["frame_step"]))
     try:
-        record = detect_chunk(params["video"], chunk, params, detector(params.get("det_model")))
+        record = detect_chunk(params["video"], chunk, params, detector(params.get("det_model")), shipped)
     except Exception as exc:  # noqa: BLE001 - any failure is retried, then recorded
         retry_or_give_up(self, store, params, ChunkRecord(seq, start, stop, chunk.step), exc)
         return "failed"
@@ -37,3 +44,23 @@ def detect(self, run_id: str, seq: int, start: int, stop: int, prefix: str = "fa
     embed.apply_async((run_id, seq, prefix, record.to_dict()))
     maybe_inject_fault(store, "detect", seq)
     return f"{len(record.faces)} faces in {record.frames_sampled} frames"
+
+
+def _check_shipped(frames: object, start: int, stop: int) -> list[tuple[int, str]] | None:
+    if frames is None:
+        return None
+    if not isinstance(frames, list) or len(frames) > 10_000:
+        raise BadMessage("frames must be a list of [index, base64 JPEG] pairs")
+    shipped = []
+    for item in frames:
+        ok = (
+            isinstance(item, list | tuple)
+            and len(item) == 2
+            and isinstance(item[0], int)
+            and isinstance(item[1], str)
+            and start <= item[0] < stop
+        )
+        if not ok:
+            raise BadMessage("frames must be [index, base64 JPEG] pairs inside the chunk's range")
+        shipped.append((item[0], item[1]))
+    return shipped
