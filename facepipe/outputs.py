@@ -29,9 +29,12 @@ def build_summary(store: RunStore, elapsed_s: float) -> dict[str, Any]:
         "faces_detected": stats["faces_detected"],
         "faces_embedded": stats["faces_embedded"],
         "faces_saved": stats["faces_saved"],
+        "faces_unsaved": stats["faces_unsaved"],
+        "frames_unreadable": stats["frames_unreadable"],
         "identities": stats["identities"],
         "counts": counts,
         "failed_chunks": store.failed(),
+        "warnings": store.warnings(),
         "params": meta.get("params", {}),
     }
 
@@ -62,9 +65,17 @@ def format_summary(summary: dict[str, Any], out_dir: Path) -> str:
     lines.append(
         f"  global tally: {sum(summary['counts'].values())} faces in {summary['identities']} identities"
     )
+    if summary["frames_unreadable"]:
+        lines.append(
+            f"  WARNING: {summary['frames_unreadable']} sampled frames could not be read "
+            "(the file ends early: truncated or damaged?); the rest were processed"
+        )
+    for warning in summary["warnings"]:
+        lines.append(f"  WARNING: {warning}")
     if summary["failed_chunks"]:
         lost = ", ".join(f"{f['frames'][0]}-{f['frames'][1] - 1}" for f in summary["failed_chunks"])
-        lines.append(f"  LOST frame ranges ({summary['frames_lost']} sampled frames): {lost}")
+        lost_frames = summary["frames_lost"] - summary["frames_unreadable"]
+        lines.append(f"  LOST frame ranges ({lost_frames} sampled frames): {lost}")
     lines.append(f"  report: {out_dir}/report.html")
     lines.append(f"  data:   {out_dir}/summary.json, faces.jsonl, bank.npz")
     return "\n".join(lines)

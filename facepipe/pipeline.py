@@ -80,6 +80,7 @@ def detect_chunk(
         timings["align"] += t2 - t1
         mark = time.perf_counter()
     record.frames_read = reader.grabbed
+    record.frames_unreadable = len(chunk.frames()) - record.frames_sampled
     record.timings = {k: round(v, 4) for k, v in timings.items()}
     return record
 

@@ -30,6 +30,8 @@ class ChunkRecord:
     frames_read: int = 0
     frames_sampled: int = 0
     frames_blurry: int = 0
+    #: sampled frames the stream ended before (a truncated file, or a short frame count)
+    frames_unreadable: int = 0
     #: one dict per face: frame, index (within the frame), bbox, det_score, aligned
     faces: list[dict[str, Any]] = field(default_factory=list)
     crops: list[str] = field(default_factory=list)

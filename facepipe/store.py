@@ -17,11 +17,13 @@ Layout (``K = PREFIX:run:RUN_ID``):
 ``K:faces``                 list    one JSON line per applied face (``faces.jsonl``)
 ``K:face_emb``              list    float32 bytes of each applied face's embedding
 ``K:failed``                list    JSON of each chunk given up on, with the reason
+``K:warnings``              list    problems to report (unsaved crops, unreadable frames)
 ==========================  ======  ===========================================================
 """
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any
 
@@ -37,9 +39,11 @@ STAT_FIELDS = (
     "frames_sampled",
     "frames_blurry",
     "frames_lost",
+    "frames_unreadable",
     "faces_detected",
     "faces_embedded",
     "faces_saved",
+    "faces_unsaved",
     "identities",
     "chunks_applied",
     "chunks_failed",
@@ -53,26 +57,32 @@ def connect(url: str, timeout: float = 5.0) -> redis.Redis:
     try:
         return redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
     except ValueError as exc:
-        raise FacepipeError(f"bad broker URL {url!r}: {exc} (use redis://HOST:PORT/DB)") from None
+        raise FacepipeError(f"bad broker URL {redact(url)!r}: {exc} (use redis://HOST:PORT/DB)") from None
+
+
+def redact(url: str) -> str:
+    """The URL with any password replaced, for messages and logs."""
+    return re.sub(r"(//[^:/@]*:)[^@/]*@", r"\1***@", url)
 
 
 def ping(client: redis.Redis, url: str) -> None:
     """Fail fast, in one line, when the broker cannot be reached or refuses us."""
+    shown = redact(url)
+    has_password = bool(client.connection_pool.connection_kwargs.get("password"))
     try:
         client.ping()
-    except redis.AuthenticationError:
-        raise FacepipeError(
-            f"broker {url} refused the password (put the right one in the URL: redis://:PASSWORD@HOST:PORT/0)"
-        ) from None
-    except redis.ResponseError as exc:
-        if "NOAUTH" in str(exc) or "AUTH" in str(exc):
+    except (redis.AuthenticationError, redis.ResponseError) as exc:
+        if not isinstance(exc, redis.AuthenticationError) and "AUTH" not in str(exc).upper():
+            raise FacepipeError(f"broker {shown} answered with an error: {exc}") from None
+        if has_password:
             raise FacepipeError(
-                f"broker {url} needs a password (use redis://:PASSWORD@HOST:PORT/0)"
+                f"broker {shown} refused the password (put the right one in the URL: "
+                "redis://:PASSWORD@HOST:PORT/0)"
             ) from None
-        raise FacepipeError(f"broker {url} answered with an error: {exc}") from None
+        raise FacepipeError(f"broker {shown} needs a password (use redis://:PASSWORD@HOST:PORT/0)") from None
     except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
         raise FacepipeError(
-            f"cannot reach broker {url}: {exc} "
+            f"cannot reach broker {shown}: {exc} "
             "(is Redis running there? omit --broker to use the embedded one)"
         ) from None
 
@@ -153,6 +163,14 @@ class RunStore:
         if not rows:
             return np.zeros((0, 512), dtype=np.float32)
         return np.stack([np.frombuffer(x, dtype=np.float32) for x in rows])
+
+    def warnings(self) -> list[str]:
+        return [x.decode() for x in self.r.lrange(self.key("warnings"), 0, -1)]
+
+    def warn(self, text: str, keep: int = 20) -> None:
+        """Record a problem the user must hear about (shown in the summary); keeps the first few."""
+        if self.r.llen(self.key("warnings")) < keep:
+            self.r.rpush(self.key("warnings"), text)
 
     def failed(self) -> list[dict[str, Any]]:
         return [orjson.loads(x) for x in self.r.lrange(self.key("failed"), 0, -1)]

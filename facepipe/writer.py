@@ -81,7 +81,7 @@ class Writer:
                     log.info("run %s chunk: another writer committed first; reloading", store.run_id)
                     continue
             self._remember(store.base, _CachedBank(seq + 1, bank))
-            _save_crops(saves)
+            _save_crops(store, saves)
             return True
 
     def _remember(self, base: str, cached: _CachedBank) -> None:
@@ -149,6 +149,8 @@ def _queue_chunk(
         ("frames_read", record.frames_read),
         ("frames_sampled", record.frames_sampled),
         ("frames_blurry", record.frames_blurry),
+        ("frames_unreadable", record.frames_unreadable),
+        ("frames_lost", record.frames_unreadable),
         ("faces_detected", len(record.faces)),
         ("faces_embedded", len(record.faces)),
         ("faces_saved", len(saves)),
@@ -161,8 +163,22 @@ def _queue_chunk(
     return saves
 
 
-def _save_crops(saves: list[tuple[Path, bytes]]) -> None:
-    """Write crops after the commit; file names are deterministic, so a replay overwrites."""
-    for path, data in saves:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
+def _save_crops(store: RunStore, saves: list[tuple[Path, bytes]]) -> None:
+    """Write crops after the commit; file names are deterministic, so a replay overwrites.
+
+    A full or unwritable disk does not stop the run (the identities are already safe in
+    Redis): the crops that could not be written are counted and the reason reported.
+    """
+    for i, (path, data) in enumerate(saves):
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+        except OSError as exc:
+            path.unlink(missing_ok=True)
+            unsaved = len(saves) - i
+            store.r.hincrby(store.key("stats"), "faces_saved", -unsaved)
+            store.r.hincrby(store.key("stats"), "faces_unsaved", unsaved)
+            store.warn(f"could not save face crops under {path.parent}: {exc.strerror or exc} "
+                       "(free disk space or pick another --save-dir)")
+            log.error("run %s: cannot save crop %s: %s", store.run_id, path, exc)
+            return
