@@ -20,6 +20,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from urllib.parse import quote
 
 import redis
 
@@ -82,14 +83,17 @@ class EmbeddedServer:
         self.proc: subprocess.Popen | None = None
 
     @property
+    def _auth(self) -> str:
+        return f":{quote(self.password, safe='')}@" if self.password else ""
+
+    @property
     def url(self) -> str:
-        """The unix-socket URL (the embedded default; no password). See :attr:`tcp_url`."""
-        return f"redis+socket://{self.socket}"
+        """The unix-socket URL (what the embedded default uses). See :attr:`tcp_url`."""
+        return f"redis+socket://{self._auth}{self.socket}"
 
     @property
     def tcp_url(self) -> str:
-        auth = f":{self.password}@" if self.password else ""
-        return f"redis://{auth}{self.bind}:{self.port}/0"
+        return f"redis://{self._auth}{self.bind}:{self.port}/0"
 
     def start(self, timeout: float = 15.0) -> None:
         binary = server_binary()
@@ -158,7 +162,7 @@ def worker_command(queue: str, procs: int, node_name: str, loglevel: str = "WARN
         "-P", "solo" if procs == 1 else "prefork",
         "-n", node_name,
         "--loglevel", loglevel,
-        "--without-gossip", "--without-mingle", "--without-heartbeat",
+        "--without-gossip", "--without-mingle",
     ]  # fmt: skip
 
 

@@ -15,8 +15,13 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def facepipe(*args: str, timeout: float = 240, env: dict | None = None, cwd: Path | None = None):
-    """Run ``facepipe`` as a user would (a separate process); returns CompletedProcess."""
-    full_env = {**os.environ, **(env or {})}
+    """Run ``facepipe`` as a user would (a separate process); returns CompletedProcess.
+
+    Every call gets a unique ``FACEPIPE_TEST_TAG`` in its environment, which every process
+    it starts inherits, so :func:`leftovers` can find exactly the processes of this call.
+    """
+    tag = f"fptag-{os.getpid()}-{time.monotonic_ns()}"
+    full_env = {**os.environ, **(env or {}), "FACEPIPE_TEST_TAG": tag}
     started = time.monotonic()
     proc = subprocess.run(
         [sys.executable, "-m", "facepipe.cli", *args],
@@ -27,6 +32,7 @@ def facepipe(*args: str, timeout: float = 240, env: dict | None = None, cwd: Pat
         cwd=cwd or ROOT,
     )
     proc.elapsed = time.monotonic() - started  # type: ignore[attr-defined]
+    proc.tag = tag  # type: ignore[attr-defined]
     return proc
 
 
@@ -36,19 +42,19 @@ def read_run(out: Path) -> tuple[dict, list[dict]]:
     return summary, faces
 
 
-def service_pids() -> set[int]:
-    """PIDs of every valkey/redis server and celery worker on the machine."""
-    pids = set()
+def leftovers(proc) -> list[str]:
+    """Command lines of processes still running that a :func:`facepipe` call started."""
+    needle = f"FACEPIPE_TEST_TAG={proc.tag}".encode()
+    found = []
     for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
             continue
         try:
-            cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            if needle in (entry / "environ").read_bytes():
+                found.append((entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace"))
         except OSError:
             continue
-        if "valkey-server" in cmd or "redis-server" in cmd or ("celery" in cmd and "worker" in cmd):
-            pids.add(int(entry.name))
-    return pids
+    return found
 
 
 def assert_consistent(summary: dict, faces: list[dict]) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from facepipe.models import vectron_model_dir
-from tests.helpers import facepipe, service_pids
+from tests.helpers import facepipe, leftovers
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +44,6 @@ def _cases(video: Path, bad: dict[str, Path]) -> list[tuple[list[str], str]]:
 
 
 def test_bad_input_gets_one_clear_line(t1_video: Path, bad_files: dict[str, Path]) -> None:
-    before = service_pids()
     for args, expected in _cases(t1_video, bad_files):
         proc = facepipe("run", *args, "--no-progress", timeout=60)
         assert proc.returncode != 0, args
@@ -53,7 +52,7 @@ def test_bad_input_gets_one_clear_line(t1_video: Path, bad_files: dict[str, Path
         assert lines[0].startswith("facepipe: error:") and expected in lines[0], (args, lines[0])
         assert "Traceback" not in proc.stderr + proc.stdout
         assert proc.elapsed < 15, (args, proc.elapsed)  # type: ignore[attr-defined]
-    assert service_pids() - before == set()
+        assert leftovers(proc) == [], args
 
 
 def test_status_needs_a_broker() -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import assert_consistent, facepipe, read_run, reference_models, service_pids
+from tests.helpers import assert_consistent, facepipe, leftovers, read_run, reference_models
 from tests.reference import sequential_run
 
 PARAMS = {
@@ -22,11 +22,10 @@ PARAMS = {
 
 @pytest.fixture(scope="module")
 def embedded_run(t1_video: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object]:
-    before = service_pids()
     out = tmp_path_factory.mktemp("embedded")
     proc = facepipe("run", str(t1_video), "--frame-step", "2", "--chunk-size", "3", "--out", str(out))
     assert proc.returncode == 0, proc.stderr
-    assert service_pids() - before == set(), "the embedded run left a server or worker running"
+    assert leftovers(proc) == [], "the embedded run left a server or worker running"
     return out, proc
 
 

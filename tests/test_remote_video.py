@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import assert_consistent, facepipe, read_run, service_pids
+from tests.helpers import assert_consistent, facepipe, leftovers, read_run
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +79,6 @@ def test_shipped_frames_need_no_video_on_the_workers(t1_video: Path, local_run, 
 
 
 def test_a_message_over_the_bound_is_refused(t1_video: Path, tmp_path: Path) -> None:
-    before = service_pids()
     proc = facepipe(
         "run",
         str(t1_video),
@@ -91,4 +90,4 @@ def test_a_message_over_the_bound_is_refused(t1_video: Path, tmp_path: Path) -> 
         "--no-progress",
     )
     assert proc.returncode == 1 and "over --max-message-mb" in proc.stderr
-    assert service_pids() - before == set()
+    assert leftovers(proc) == []
