@@ -8,6 +8,16 @@ relies on and should not be changed.
 import os
 
 broker_url = os.environ.get("FACEPIPE_BROKER_URL", "redis://localhost:6379/0")
+# TLS: a rediss:// broker verifies the server's certificate, against the system CAs or
+# the bundle in FACEPIPE_TLS_CA_CERTS.
+if broker_url.startswith("rediss://"):
+    import ssl
+
+    broker_use_ssl = {
+        "ssl_cert_reqs": ssl.CERT_REQUIRED,
+        "ssl_ca_certs": os.environ.get("FACEPIPE_TLS_CA_CERTS") or None,
+    }
+
 # Results travel through facepipe's own Redis keys, not Celery's result backend.
 result_backend = os.environ.get("FACEPIPE_RESULT_BACKEND") or None
 task_ignore_result = True
