@@ -42,6 +42,7 @@ from typing import Any
 
 import numpy as np
 
+from facepipe.final import FinalIdentities, finalise
 from facepipe.identity import DIM
 from facepipe.store import RunStore
 
@@ -71,27 +72,28 @@ def _target(path: Path) -> Path:
     return path if path.suffix == ".npz" else path / BANK_FILE
 
 
-def write_bank(store: RunStore, path: Path) -> Path:
+def write_bank(store: RunStore, path: Path, final: FinalIdentities | None = None) -> Path:
     """Write the run's identities and faces to ``bank.npz`` and return the file written.
 
     ``path`` is either the output folder (the file is ``path/bank.npz``) or a file
     name ending in ``.npz``. The file is written next to its final name and renamed
-    into place, so a reader never sees half a bank.
+    into place, so a reader never sees half a bank. ``final`` is the run's identities
+    after the merge pass (see :mod:`facepipe.final`); without it the pass is off.
     """
     target = _target(path)
     target.parent.mkdir(parents=True, exist_ok=True)
 
     meta = store.meta()
     params = meta.get("params") or {}
-    bank = store.load_bank()
-    faces = store.faces()
-    embeddings = store.face_embeddings()
+    final = final if final is not None else finalise(store, 0.0)
+    faces = final.faces
+    embeddings = final.face_embeddings
     if len(faces) != len(embeddings):
         raise ValueError(
             f"run {store.run_id}: {len(faces)} faces but {len(embeddings)} embeddings in the store"
         )
 
-    n = len(bank)
+    n = len(final)
     face_frames = np.array([f["frame"] for f in faces], dtype=np.int64)
     face_identities = np.array([f["identity"] for f in faces], dtype=np.int64)
     face_bboxes = np.array([f["bbox"][:4] for f in faces], dtype=np.float32).reshape(len(faces), 4)
@@ -109,9 +111,9 @@ def write_bank(store: RunStore, path: Path) -> Path:
 
     arrays: dict[str, np.ndarray] = {
         "identity_ids": np.arange(n, dtype=np.int64),
-        "centroids": np.ascontiguousarray(bank.centroids, dtype=np.float32).reshape(n, DIM),
-        "counts": np.array(bank.counts, dtype=np.int64),
-        "refine_counts": np.array(bank.refine_counts, dtype=np.int64),
+        "centroids": np.ascontiguousarray(final.centroids, dtype=np.float32).reshape(n, DIM),
+        "counts": np.array(final.counts, dtype=np.int64),
+        "refine_counts": np.array(final.refine_counts, dtype=np.int64),
         "first_frame": first_frame,
         "last_frame": last_frame,
         "face_embeddings": np.ascontiguousarray(embeddings, dtype=np.float32).reshape(len(faces), DIM),

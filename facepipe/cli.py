@@ -48,7 +48,7 @@ def _add_settings_flags(parser: argparse.ArgumentParser, names: list[str] | None
     groups = {
         "sampling and blur gate": ("frame_step", "chunk_size", "blur_"),
         "detection and alignment": ("det_", "nms_thresh", "min_face", "rec_model"),
-        "identities": ("sim_thresh", "refine_limit"),
+        "identities": ("sim_thresh", "merge_thresh", "refine_limit"),
         "workers and broker": (
             "num_",
             "broker",

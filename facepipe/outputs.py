@@ -7,16 +7,15 @@ from typing import Any
 
 import orjson
 
+from facepipe.final import FinalIdentities
 from facepipe.store import RunStore
 
 
-def build_summary(store: RunStore, elapsed_s: float) -> dict[str, Any]:
+def build_summary(store: RunStore, elapsed_s: float, final: FinalIdentities) -> dict[str, Any]:
     """The run's figures, read back from Redis (the writer's exactly-once counters)."""
     meta = store.meta()
     stats = store.stats()
-    counts = {}
-    for identity in range(stats["identities"]):
-        counts[str(identity)] = int(store.r.hget(store.ident_key(identity), "count") or 0)
+    counts = {str(identity): int(count) for identity, count in enumerate(final.counts)}
     return {
         "run_id": store.run_id,
         "video": meta.get("video"),
@@ -31,7 +30,8 @@ def build_summary(store: RunStore, elapsed_s: float) -> dict[str, Any]:
         "faces_saved": stats["faces_saved"],
         "faces_unsaved": stats["faces_unsaved"],
         "frames_unreadable": stats["frames_unreadable"],
-        "identities": stats["identities"],
+        "identities": len(final),
+        "online_identities": stats["identities"],
         "counts": counts,
         "failed_chunks": store.failed(),
         "warnings": store.warnings(),
@@ -39,13 +39,13 @@ def build_summary(store: RunStore, elapsed_s: float) -> dict[str, Any]:
     }
 
 
-def write_outputs(store: RunStore, out_dir: Path, summary: dict[str, Any]) -> None:
+def write_outputs(out_dir: Path, summary: dict[str, Any], final: FinalIdentities) -> None:
     """``summary.json`` and ``faces.jsonl`` (one line per embedded face, in applied order)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "summary.json").write_bytes(orjson.dumps(summary, option=orjson.OPT_INDENT_2))
     with open(out_dir / "faces.jsonl", "wb") as fh:
-        for line in store.r.lrange(store.key("faces"), 0, -1):
-            fh.write(line + b"\n")
+        for line in final.faces:
+            fh.write(orjson.dumps(line) + b"\n")
 
 
 def format_summary(summary: dict[str, Any], out_dir: Path) -> str:
@@ -57,7 +57,8 @@ def format_summary(summary: dict[str, Any], out_dir: Path) -> str:
         f"blurry (skipped) {summary['frames_blurry']}",
         f"  faces detected and queued {summary['faces_detected']}, embedded "
         f"{summary['faces_embedded']}, saved {summary['faces_saved']}",
-        f"  identities {summary['identities']}:",
+        f"  identities {summary['identities']} (online {summary['online_identities']}, merged "
+        f"at {summary['params'].get('merge_thresh', 0)}):",
     ]
     ranked = sorted(summary["counts"].items(), key=lambda kv: (-kv[1], int(kv[0])))
     for identity, count in ranked:

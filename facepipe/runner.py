@@ -17,6 +17,7 @@ from facepipe.bank import write_bank
 from facepipe.dispatch import FrameShipper, Send, follow, new_run_id, submit
 from facepipe.embedded import EmbeddedCluster, ort_threads_per_process
 from facepipe.errors import FacepipeError
+from facepipe.final import finalise
 from facepipe.models import resolve_model
 from facepipe.outputs import build_summary, format_summary, write_outputs
 from facepipe.report import build_report
@@ -140,9 +141,10 @@ def _dispatch_and_follow(
 
 
 def _finish(store: RunStore, out: Path, elapsed_s: float) -> int:
-    summary = build_summary(store, elapsed_s)
-    write_outputs(store, out, summary)
-    write_bank(store, out / "bank.npz")
+    final = finalise(store, float(store.meta().get("params", {}).get("merge_thresh", 0.0)))
+    summary = build_summary(store, elapsed_s, final)
+    write_outputs(out, summary, final)
+    write_bank(store, out / "bank.npz", final)
     build_report(out)
     store.set_meta(status="failed-chunks" if summary["failed_chunks"] else "done")
     print(format_summary(summary, out))

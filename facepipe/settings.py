@@ -63,7 +63,17 @@ class Settings(BaseSettings):
 
     # Identity clustering.
     sim_thresh: float = Field(
-        0.27, ge=-1, le=1, description="cosine at or above which a face joins an identity"
+        0.40,
+        ge=-1,
+        le=1,
+        description="cosine at or above which a face joins an identity online (the seed used 0.27)",
+    )
+    merge_thresh: float = Field(
+        0.25,
+        ge=0,
+        le=1,
+        description="after the run, merge identities whose faces average this cosine and never "
+        "share a frame (0 = off; 0 with --sim-thresh 0.27 is the seed's algorithm)",
     )
     refine_limit: int = Field(30, ge=1, description="faces after which an identity's centroid stops moving")
 
@@ -136,6 +146,7 @@ class Settings(BaseSettings):
             "det_model": str(self.det_model) if self.det_model else None,
             "rec_model": str(self.rec_model) if self.rec_model else None,
             "sim_thresh": self.sim_thresh,
+            "merge_thresh": self.merge_thresh,
             "refine_limit": self.refine_limit,
             "save_images": self.save_images,
             "save_dir": str(self.save_dir) if self.save_dir else None,

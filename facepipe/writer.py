@@ -178,7 +178,9 @@ def _save_crops(store: RunStore, saves: list[tuple[Path, bytes]]) -> None:
             unsaved = len(saves) - i
             store.r.hincrby(store.key("stats"), "faces_saved", -unsaved)
             store.r.hincrby(store.key("stats"), "faces_unsaved", unsaved)
-            store.warn(f"could not save face crops under {path.parent}: {exc.strerror or exc} "
-                       "(free disk space or pick another --save-dir)")
+            store.warn(
+                f"could not save face crops under {path.parent}: {exc.strerror or exc} "
+                "(free disk space or pick another --save-dir)"
+            )
             log.error("run %s: cannot save crop %s: %s", store.run_id, path, exc)
             return

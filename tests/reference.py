@@ -68,4 +68,18 @@ def sequential_run(video: str, params: dict, detector, embedder) -> dict:
     cap.release()
     result = reference_cluster(np.array(embeddings), params["sim_thresh"], params["refine_limit"])
     result["faces"] = faces
+    result["final"] = result["assignments"]
+    merge_thresh = params.get("merge_thresh", 0)
+    if merge_thresh and len(result["identities"]) > 1:
+        from facepipe.clustering import merge_run  # tested on its own in test_clustering.py
+
+        mapping = merge_run(
+            [f["frame"] for f in faces],
+            result["assignments"],
+            np.array(embeddings),
+            merge_thresh,
+            n_identities=len(result["identities"]),
+        )
+        result["final"] = [int(mapping[a]) for a in result["assignments"]]
+    result["final_counts"] = {str(k): result["final"].count(k) for k in sorted(set(result["final"]))}
     return result

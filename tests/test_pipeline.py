@@ -6,18 +6,11 @@ from pathlib import Path
 
 import pytest
 
+from facepipe.settings import Settings
 from tests.helpers import assert_consistent, facepipe, leftovers, read_run, reference_models
 from tests.reference import sequential_run
 
-PARAMS = {
-    "frame_step": 2,
-    "det_input": [640, 640],
-    "det_thresh": 0.7,
-    "nms_thresh": 0.4,
-    "min_face": 60,
-    "sim_thresh": 0.27,
-    "refine_limit": 30,
-}
+PARAMS = {**Settings(frame_step=2).run_params()}  # the defaults, as the CLI runs them
 
 
 @pytest.fixture(scope="module")
@@ -35,14 +28,22 @@ def test_embedded_run_writes_consistent_outputs(embedded_run) -> None:
     assert_consistent(summary, faces)
     assert summary["frames_sampled"] == 12 and summary["frames_blurry"] == 0
     assert summary["faces_embedded"] >= 12 * 5  # six faces per frame, small ones may drop
-    assert summary["params"]["frame_step"] == 2 and summary["params"]["sim_thresh"] == 0.27
+    assert summary["params"]["frame_step"] == 2 and summary["params"]["sim_thresh"] == 0.40
     assert summary["elapsed_s"] > 0
     assert "identities" in proc.stdout and "global tally" in proc.stdout
     for face in faces:
-        assert set(face) == {"frame", "time_s", "bbox", "det_score", "identity", "similarity"}
+        assert set(face) == {
+            "frame",
+            "time_s",
+            "bbox",
+            "det_score",
+            "identity",
+            "online_identity",
+            "similarity",
+        }
         assert face["time_s"] == pytest.approx(face["frame"] / 10.0, abs=1e-3)
     founders = [f for f in faces if f["similarity"] is None]
-    assert len(founders) == summary["identities"]
+    assert len(founders) == summary["online_identities"] >= summary["identities"]
 
 
 def test_embedded_run_equals_the_sequential_reference(embedded_run, t1_video: Path) -> None:
@@ -51,8 +52,9 @@ def test_embedded_run_equals_the_sequential_reference(embedded_run, t1_video: Pa
     detector, embedder = reference_models()
     ref = sequential_run(str(t1_video), PARAMS, detector, embedder)
     assert [f["frame"] for f in faces] == [f["frame"] for f in ref["faces"]]
-    assert [f["identity"] for f in faces] == ref["assignments"]
-    assert summary["counts"] == {str(i): x["count"] for i, x in enumerate(ref["identities"])}
+    assert [f["online_identity"] for f in faces] == ref["assignments"]
+    assert [f["identity"] for f in faces] == ref["final"]
+    assert summary["counts"] == ref["final_counts"]
     # Six different people in the picture: six identities.
     assert summary["identities"] == 6
 

@@ -58,8 +58,9 @@ def test_worker_counts_agree_with_each_other_and_with_the_sequential_loop(
     assert raw1 == raw2, "faces.jsonl differs between 1/1 and 3/2 workers"
     assert s1["counts"] == s2["counts"]
     ref = sequential_run(str(video), _params(step), *models)
-    assert [f["identity"] for f in f1] == ref["assignments"]
-    assert s1["counts"] == {str(i): x["count"] for i, x in enumerate(ref["identities"])}
+    assert [f["online_identity"] for f in f1] == ref["assignments"]
+    assert [f["identity"] for f in f1] == ref["final"]
+    assert s1["counts"] == ref["final_counts"]
 
 
 def test_hamilton_finds_the_people_and_hand_started_workers_agree(
