@@ -106,6 +106,16 @@ def build_parser() -> argparse.ArgumentParser:
     report = sub.add_parser("report", help="rebuild report.html of a finished run from its output folder")
     report.add_argument("out_dir", help="the run's output folder (holds summary.json and faces.jsonl)")
 
+    evaluate = sub.add_parser(
+        "eval",
+        help="score a finished run against labels (pairwise and BCubed precision/recall/F)",
+        description="Score OUT_DIR's faces.jsonl against LABELS, a JSON list of {frame, bbox, label} "
+        "(faces matched by box overlap; unmatched faces are unknown and excluded), as "
+        "bench/labelsets.py writes.",
+    )
+    evaluate.add_argument("out_dir", help="the run's output folder")
+    evaluate.add_argument("labels", help="labels JSON file")
+
     runs = sub.add_parser("runs", help="list runs recorded on a broker")
     _add_settings_flags(runs, ["broker", "redis_host", "redis_port", "redis_prefix"])
     return parser
@@ -139,6 +149,10 @@ def main(argv: list[str] | None = None) -> int:
             from facepipe.report import report_command
 
             return report_command(args.out_dir)
+        if args.command == "eval":
+            from facepipe.evaluate import eval_command
+
+            return eval_command(args.out_dir, args.labels)
         if args.command == "runs":
             from facepipe.runner import list_runs_cmd
 

@@ -169,3 +169,21 @@ def evaluate_run(
     if mapping:
         predicted = [mapping.get(p, p) for p in predicted]
     return evaluate(predicted, truth)
+
+
+def eval_command(out_dir: str, labels: str) -> int:
+    """``facepipe eval``: print the scores of a finished run as JSON."""
+    import orjson
+
+    from facepipe.errors import FacepipeError
+
+    if not (Path(out_dir) / "faces.jsonl").is_file():
+        raise FacepipeError(f"{out_dir} has no faces.jsonl (pass the --out folder of a finished run)")
+    if not Path(labels).is_file():
+        raise FacepipeError(f"labels file not found: {labels}")
+    try:
+        scores = evaluate_run(out_dir, labels)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise FacepipeError(f"cannot score {out_dir} against {labels}: {exc}") from None
+    print(orjson.dumps(scores, option=orjson.OPT_INDENT_2).decode())
+    return 0

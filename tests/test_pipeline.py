@@ -101,3 +101,24 @@ def test_save_images_writes_crops_per_identity(t1_video: Path, tmp_path) -> None
             p.parent.name == str(face["identity"]) and p.name.startswith(f"frame_{face['frame']}_")
             for p in crops
         )
+
+
+def test_eval_scores_a_run_against_labels(embedded_run, tmp_path) -> None:
+    import json
+
+    out, _ = embedded_run
+    _, faces = read_run(out)
+    exact = [{"frame": f["frame"], "bbox": f["bbox"], "label": f"p{f['identity']}"} for f in faces]
+    lumped = [{**x, "label": "everyone"} for x in exact]
+    (tmp_path / "exact.json").write_text(json.dumps(exact))
+    (tmp_path / "lumped.json").write_text(json.dumps(lumped))
+    good = facepipe("eval", str(out), str(tmp_path / "exact.json"))
+    assert good.returncode == 0, good.stderr
+    scores = json.loads(good.stdout)
+    assert (
+        scores["pairwise"]["f1"] == scores["bcubed"]["f1"] == 1.0 and scores["found"] == scores["true"] == 6
+    )
+    bad = json.loads(facepipe("eval", str(out), str(tmp_path / "lumped.json")).stdout)
+    assert bad["pairwise"]["precision"] == 1.0 and bad["pairwise"]["recall"] < 0.25 and bad["true"] == 1
+    missing = facepipe("eval", str(out), str(tmp_path / "nope.json"))
+    assert missing.returncode == 1 and "labels file not found" in missing.stderr
