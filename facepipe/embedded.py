@@ -178,9 +178,11 @@ class EmbeddedWorkers:
         self._specs: dict[str, tuple[str, int, dict[str, str], bool]] = {}
 
     def start(self, concurrency: dict[str, int], env: dict[str, str], debug: bool = False) -> None:
-        """One worker per queue with the given number of processes each."""
+        """One worker per queue with the given number of processes each; each loads its model
+        at start-up (``FACEPIPE_PRELOAD``), so the first chunk does not wait for it."""
         for queue in QUEUES:
-            self.start_one(queue, queue, concurrency[queue], env, debug)
+            preload = {"detect": "detector", "embed": "embedder"}.get(queue, "")
+            self.start_one(queue, queue, concurrency[queue], {"FACEPIPE_PRELOAD": preload, **env}, debug)
 
     def start_one(
         self, name: str, queue: str, procs: int, env: dict[str, str], debug: bool = False
