@@ -51,9 +51,9 @@ broker_transport_options = {
 }
 broker_connection_retry_on_startup = True
 
-# Events for Flower.
-worker_send_task_events = True
-task_send_sent_event = True
+# Events for Flower (FACEPIPE_TASK_EVENTS=0 turns them off; the embedded default does).
+worker_send_task_events = os.environ.get("FACEPIPE_TASK_EVENTS", "1") != "0"
+task_send_sent_event = worker_send_task_events
 task_track_started = True
 
 worker_hijack_root_logger = False

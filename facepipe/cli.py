@@ -54,6 +54,7 @@ def _add_settings_flags(parser: argparse.ArgumentParser, names: list[str] | None
             "broker",
             "redis_",
             "ort_threads",
+            "providers",
             "stall_timeout",
             "task_retries",
             "ship_",

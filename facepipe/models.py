@@ -87,12 +87,36 @@ def _session_options(threads: int):  # -> onnxruntime.SessionOptions
     return options
 
 
-def _load(path: Path, threads: int):
+def execution_providers(choice: str = "auto") -> list[str]:
+    """ONNX Runtime providers for ``--providers``: 'auto' takes CUDA where onnxruntime-gpu finds
+    a device and the CPU otherwise; 'cpu' forces the CPU; 'cuda' asks for CUDA (with the CPU
+    as ONNX Runtime's fallback for unsupported operators)."""
+    import onnxruntime
+
+    available = onnxruntime.get_available_providers()
+    choice = choice.lower()
+    if choice == "cpu":
+        return ["CPUExecutionProvider"]
+    if choice == "cuda":
+        if "CUDAExecutionProvider" not in available:
+            raise FacepipeError(
+                "--providers cuda, but this onnxruntime has no CUDA (pip install onnxruntime-gpu) "
+                "or no GPU is visible; use --providers auto"
+            )
+        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    if choice != "auto":
+        raise FacepipeError(f"unknown --providers {choice!r} (use auto, cpu or cuda)")
+    if "CUDAExecutionProvider" in available:
+        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    return ["CPUExecutionProvider"]
+
+
+def _load(path: Path, threads: int, providers: str = "auto"):
     from insightface.model_zoo import get_model
 
     try:
         model = get_model(
-            str(path), providers=["CPUExecutionProvider"], sess_options=_session_options(threads)
+            str(path), providers=execution_providers(providers), sess_options=_session_options(threads)
         )
     except Exception as exc:  # noqa: BLE001 - any load failure means a bad file
         raise FacepipeError(f"cannot load model {path}: {exc} (pass a valid .onnx file)") from None
@@ -110,14 +134,19 @@ class Detection:
     kps: np.ndarray | None
 
 
+def active_providers(model: object) -> list[str]:
+    """The providers ONNX Runtime actually uses for a loaded model (CUDA may have fallen back)."""
+    return list(model.session.get_providers())  # type: ignore[attr-defined]
+
+
 class FaceDetector:
     """SCRFD (det_500m). Load once per process, then call :meth:`detect` per frame."""
 
-    def __init__(self, path: Path, threads: int = 0) -> None:
+    def __init__(self, path: Path, threads: int = 0, providers: str = "auto") -> None:
         from insightface.model_zoo.scrfd import SCRFD
 
         self.path = path
-        self.model = _load(path, threads)
+        self.model = _load(path, threads, providers)
         if not isinstance(self.model, SCRFD):
             raise FacepipeError(f"{path} is not an SCRFD detector (fix --det-model)")
         self.model.prepare(-1)
@@ -145,11 +174,11 @@ class FaceDetector:
 class FaceEmbedder:
     """ArcFace (w600k_mbf). Load once per process; :meth:`embed` takes a batch of 112x112 crops."""
 
-    def __init__(self, path: Path, threads: int = 0) -> None:
+    def __init__(self, path: Path, threads: int = 0, providers: str = "auto") -> None:
         from insightface.model_zoo.arcface_onnx import ArcFaceONNX
 
         self.path = path
-        self.model = _load(path, threads)
+        self.model = _load(path, threads, providers)
         if not isinstance(self.model, ArcFaceONNX):
             raise FacepipeError(f"{path} is not an ArcFace recogniser (fix --rec-model)")
 

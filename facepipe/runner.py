@@ -18,7 +18,7 @@ from facepipe.dispatch import FrameShipper, Send, follow, new_run_id, submit
 from facepipe.embedded import EmbeddedCluster, ort_threads_per_process
 from facepipe.errors import FacepipeError
 from facepipe.final import finalise
-from facepipe.models import resolve_model
+from facepipe.models import execution_providers, resolve_model
 from facepipe.outputs import build_summary, format_summary, write_outputs
 from facepipe.report import build_report
 from facepipe.settings import Settings
@@ -65,6 +65,7 @@ def run_video(video: str, settings: Settings) -> int:
     info = probe(video)
     resolve_model("detector", settings.det_model)
     resolve_model("embedder", settings.rec_model)
+    execution_providers(settings.providers)  # '--providers cuda' without CUDA fails here, in one line
     run_id = new_run_id()
     broker = settings.broker_url()
     if broker is None and settings.redis_port != 6379 and settings.redis_host is None:
@@ -93,16 +94,25 @@ def run_video(video: str, settings: Settings) -> int:
         threads = settings.ort_threads or ort_threads_per_process(settings.num_det + settings.num_emb)
         env = {
             "FACEPIPE_ORT_THREADS": str(threads),
+            "FACEPIPE_PROVIDERS": settings.providers,
             "FACEPIPE_VISIBILITY_TIMEOUT": os.environ.get("FACEPIPE_VISIBILITY_TIMEOUT", "120"),
+            # Nobody watches a private server with Flower: skip the event traffic.
+            "FACEPIPE_TASK_EVENTS": os.environ.get("FACEPIPE_TASK_EVENTS", "0"),
+            # numpy's BLAS threads would fight the model processes for the cores.
+            "OPENBLAS_NUM_THREADS": "1",
+            "OMP_NUM_THREADS": "1",
         }
         cluster.start(
             {"detect": settings.num_det, "embed": settings.num_emb, "writer": 1}, env, debug=settings.debug
         )
+        log.debug("server and workers started after %.2f s", time.monotonic() - started)
         client = connect(cluster.url)
         store = RunStore(client, settings.redis_prefix, run_id)
         _dispatch_and_follow(
             store, info, settings, celery_sender(cluster.url), show, cluster.workers.check_alive
         )
+        log.debug("all chunks applied after %.2f s", time.monotonic() - started)
+        cluster.workers.begin_stop(cold=True)  # nothing in flight: let them go while we write outputs
         return _finish(store, out, time.monotonic() - started)
 
 
@@ -141,11 +151,13 @@ def _dispatch_and_follow(
 
 
 def _finish(store: RunStore, out: Path, elapsed_s: float) -> int:
+    t0 = time.monotonic()
     final = finalise(store, float(store.meta().get("params", {}).get("merge_thresh", 0.0)))
     summary = build_summary(store, elapsed_s, final)
     write_outputs(out, summary, final)
     write_bank(store, out / "bank.npz", final)
     build_report(out)
+    log.debug("outputs written in %.2f s", time.monotonic() - t0)
     store.set_meta(status="failed-chunks" if summary["failed_chunks"] else "done")
     print(format_summary(summary, out))
     return EXIT_LOST_CHUNKS if summary["failed_chunks"] else 0

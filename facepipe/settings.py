@@ -90,6 +90,11 @@ class Settings(BaseSettings):
     redis_prefix: str = Field(
         "facepipe", min_length=1, description="key prefix; each run lives under PREFIX:run:ID"
     )
+    providers: str = Field(
+        "auto",
+        pattern="^(auto|cpu|cuda)$",
+        description="ONNX Runtime: auto (CUDA where onnxruntime-gpu sees a GPU, else CPU), cpu, cuda",
+    )
     ort_threads: int = Field(0, ge=0, description="ONNX Runtime threads per worker process (0 = its default)")
     ship_frames: bool = Field(
         False,

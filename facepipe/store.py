@@ -176,17 +176,25 @@ class RunStore:
         return [orjson.loads(x) for x in self.r.lrange(self.key("failed"), 0, -1)]
 
     def load_bank(self, client: Any | None = None) -> IdentityBank:
-        """Rebuild the identity bank from its hashes (``client`` may be a WATCHing pipeline)."""
+        """Rebuild the identity bank from its hashes, in one round trip.
+
+        ``client`` may be a WATCHing pipeline: the identity count is read through it, the
+        hashes through a plain pipeline (a concurrent writer would also move ``K:next``,
+        which the WATCH catches).
+        """
         client = client or self.r
         count = int(client.hget(self.key("stats"), "identities") or 0)
-        bank = IdentityBank()
-        for identity in range(count):
-            h = client.hgetall(self.ident_key(identity))
+        bank = IdentityBank(capacity=max(64, count))
+        with self.r.pipeline(transaction=False) as pipe:
+            for identity in range(count):
+                pipe.hmget(self.ident_key(identity), "embedding", "centroid", "refine_count", "count")
+            rows = pipe.execute()
+        for embedding, centroid, refine_count, n in rows:
             bank.add(
-                np.frombuffer(h[b"embedding"], dtype=np.float32),
-                np.frombuffer(h[b"centroid"], dtype=np.float32),
-                int(h[b"refine_count"]),
-                int(h[b"count"]),
+                np.frombuffer(embedding, dtype=np.float32),
+                np.frombuffer(centroid, dtype=np.float32),
+                int(refine_count),
+                int(n),
             )
         return bank
 

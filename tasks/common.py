@@ -12,7 +12,7 @@ import re
 import signal
 from typing import Any
 
-from facepipe.models import FaceDetector, FaceEmbedder, resolve_model
+from facepipe.models import FaceDetector, FaceEmbedder, active_providers, resolve_model
 from facepipe.settings import Settings
 from facepipe.store import RunStore, connect
 from tasks.celery_app import app
@@ -69,16 +69,22 @@ def run_params(store: RunStore) -> dict[str, Any]:
 def detector(det_model: str | None) -> FaceDetector:
     settings = worker_settings()
     path = resolve_model("detector", det_model or settings.det_model)
-    log.info("loading detector %s (%d ORT threads)", path, settings.ort_threads)
-    return FaceDetector(path, settings.ort_threads)
+    model = FaceDetector(path, settings.ort_threads, settings.providers)
+    log.info(
+        "loaded detector %s (%d ORT threads, %s)", path, settings.ort_threads, active_providers(model.model)
+    )
+    return model
 
 
 @functools.lru_cache(maxsize=2)
 def embedder(rec_model: str | None) -> FaceEmbedder:
     settings = worker_settings()
     path = resolve_model("embedder", rec_model or settings.rec_model)
-    log.info("loading embedder %s (%d ORT threads)", path, settings.ort_threads)
-    return FaceEmbedder(path, settings.ort_threads)
+    model = FaceEmbedder(path, settings.ort_threads, settings.providers)
+    log.info(
+        "loaded embedder %s (%d ORT threads, %s)", path, settings.ort_threads, active_providers(model.model)
+    )
+    return model
 
 
 def maybe_inject_fault(store: RunStore, stage: str, seq: int) -> None:
