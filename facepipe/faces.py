@@ -48,19 +48,34 @@ def box_crop(frame: np.ndarray, bbox: np.ndarray) -> np.ndarray:
 
 def encode_crop(crop: np.ndarray) -> str:
     """PNG (lossless) then base64 text, to sit in a JSON task message."""
-    ok, buf = cv2.imencode(".png", crop, [cv2.IMWRITE_PNG_COMPRESSION, 1])
-    if not ok:
-        raise ValueError("could not encode crop")
-    return base64.b64encode(buf.tobytes()).decode("ascii")
+    return encode_image(crop, ".png", [cv2.IMWRITE_PNG_COMPRESSION, 1])
 
 
 def decode_crop(text: str) -> np.ndarray:
     """Inverse of :func:`encode_crop`; raises ValueError on anything but a 112x112 colour image."""
+    crop = decode_image(text, "crop")
+    if crop.shape != (CROP_SIZE, CROP_SIZE, 3):
+        raise ValueError("crop is not a 112x112 colour image")
+    return crop
+
+
+def encode_image(image: np.ndarray, ext: str, params: list[int]) -> str:
+    """An image as base64 text of its ``ext`` (".png", ".jpg") encoding, for JSON messages."""
+    ok, buf = cv2.imencode(ext, image, params)
+    if not ok:
+        raise ValueError(f"could not encode image as {ext}")
+    return base64.b64encode(buf.tobytes()).decode("ascii")
+
+
+def decode_image(text: str, what: str) -> np.ndarray:
+    """Inverse of :func:`encode_image`; ValueError (naming ``what``) for anything but an image."""
     try:
         raw = np.frombuffer(base64.b64decode(text, validate=True), dtype=np.uint8)
     except (ValueError, TypeError) as exc:
-        raise ValueError(f"crop is not base64: {exc}") from None
-    crop = cv2.imdecode(raw, cv2.IMREAD_COLOR)
-    if crop is None or crop.shape != (CROP_SIZE, CROP_SIZE, 3):
-        raise ValueError("crop is not a 112x112 colour image")
-    return crop
+        raise ValueError(f"{what} is not base64: {exc}") from None
+    image = cv2.imdecode(raw, cv2.IMREAD_COLOR) if raw.size else None
+    if image is None:
+        raise ValueError(
+            f"{what} is not a 112x112 colour image" if what == "crop" else f"{what} is not an image"
+        )
+    return image

@@ -8,7 +8,6 @@ H.264 stream to every sampled frame costs several times a full decode.
 
 from __future__ import annotations
 
-import base64
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ import cv2
 import numpy as np
 
 from facepipe.errors import FacepipeError
+from facepipe.faces import decode_image, encode_image
 from facepipe.fetch import is_url, local_copy
 
 
@@ -160,19 +160,9 @@ class PayloadReader:
 
 
 def encode_frame(frame: np.ndarray, quality: int = 95) -> str:
-    ok, buf = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, quality])
-    if not ok:
-        raise ValueError("could not encode frame")
-    return base64.b64encode(buf.tobytes()).decode("ascii")
+    return encode_image(frame, ".jpg", [cv2.IMWRITE_JPEG_QUALITY, quality])
 
 
 def decode_frame(text: str) -> np.ndarray:
     """Inverse of :func:`encode_frame`; ValueError for anything that is not an image."""
-    try:
-        raw = np.frombuffer(base64.b64decode(text, validate=True), dtype=np.uint8)
-    except (ValueError, TypeError) as exc:
-        raise ValueError(f"shipped frame is not base64: {exc}") from None
-    frame = cv2.imdecode(raw, cv2.IMREAD_COLOR)
-    if frame is None:
-        raise ValueError("shipped frame is not an image")
-    return frame
+    return decode_image(text, "shipped frame")

@@ -24,6 +24,7 @@ from facepipe.records import ChunkRecord
 from facepipe.report import CROPS_PER_IDENTITY, CSP, SCRIPT, build_report, fmt_time, report_command
 from facepipe.store import RunStore
 from facepipe.writer import Writer
+from tests.conftest import write_video
 
 # -- (a) the bank format, from records applied by the real writer -----------------------------
 
@@ -154,22 +155,12 @@ def blank_run(server, workers, tmp_path_factory: pytest.TempPathFactory):
     from facepipe.store import connect
 
     folder = tmp_path_factory.mktemp("blank-run")
-    video = _write_video(folder / "blank.mp4", [np.full((240, 320, 3), 128, np.uint8)] * 12)
+    video = write_video(folder / "blank.mp4", [np.full((240, 320, 3), 128, np.uint8)] * 12)
     prefix = f"test-report-{uuid.uuid4().hex[:8]}"
     summary = _run(video, folder / "out", server.url, prefix)
     store = RunStore(connect(server.url), prefix, summary["run_id"])
     yield folder / "out", summary, store, video
     store.delete()
-
-
-def _write_video(path: Path, frames: list[np.ndarray], fps: float = 10.0) -> Path:
-    height, width = frames[0].shape[:2]
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
-    assert writer.isOpened()
-    for frame in frames:
-        writer.write(frame)
-    writer.release()
-    return path
 
 
 def _faces(out: Path) -> list[dict]:
