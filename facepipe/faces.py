@@ -53,8 +53,11 @@ def encode_crop(crop: np.ndarray) -> str:
 
 def decode_crop(text: str) -> np.ndarray:
     """Inverse of :func:`encode_crop`; raises ValueError on anything but a 112x112 colour image."""
-    crop = decode_image(text, "crop")
-    if crop.shape != (CROP_SIZE, CROP_SIZE, 3):
+    try:
+        crop = decode_image(text, "crop")
+    except ValueError:
+        crop = None
+    if crop is None or crop.shape != (CROP_SIZE, CROP_SIZE, 3):
         raise ValueError("crop is not a 112x112 colour image")
     return crop
 
