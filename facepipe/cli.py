@@ -12,6 +12,7 @@ import os
 import signal
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from facepipe import __version__
@@ -104,8 +105,15 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("run_id", nargs="?", help="run id (default: the newest run)")
     _add_settings_flags(status, ["broker", "redis_host", "redis_port", "redis_prefix"])
 
-    report = sub.add_parser("report", help="rebuild report.html of a finished run from its output folder")
-    report.add_argument("out_dir", help="the run's output folder (holds summary.json and faces.jsonl)")
+    report = sub.add_parser(
+        "report",
+        help="rebuild a finished run's report (from its output folder, or from Redis by run id)",
+        description="RUN_OR_DIR is a run's output folder (report.html is rebuilt from summary.json and "
+        "faces.jsonl), or a run id on --broker (summary.json, faces.jsonl, bank.npz and report.html are "
+        "rebuilt from Redis into --out, default facepipe-runs/RUN_ID).",
+    )
+    report.add_argument("target", metavar="RUN_OR_DIR", help="output folder, or run id with --broker")
+    _add_settings_flags(report, ["broker", "redis_host", "redis_port", "redis_prefix", "out"])
 
     evaluate = sub.add_parser(
         "eval",
@@ -147,9 +155,13 @@ def main(argv: list[str] | None = None) -> int:
 
             return show_status(settings, args.run_id)
         if args.command == "report":
-            from facepipe.report import report_command
+            if Path(args.target).is_dir() or not settings.broker_url():
+                from facepipe.report import report_command
 
-            return report_command(args.out_dir)
+                return report_command(args.target)
+            from facepipe.runner import rebuild_outputs
+
+            return rebuild_outputs(settings, args.target)
         if args.command == "eval":
             from facepipe.evaluate import eval_command
 

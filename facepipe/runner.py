@@ -6,6 +6,7 @@ only to obtain a ``send(task_name, args)`` function for :mod:`facepipe.dispatch`
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sys
@@ -208,3 +209,17 @@ def list_runs_cmd(settings: Settings) -> int:
             f"{meta.get('video')}"
         )
     return 0
+
+
+def rebuild_outputs(settings: Settings, run_id: str) -> int:
+    """``facepipe report RUN_ID --broker URL``: write a finished run's outputs again from Redis."""
+    client = _store_client(settings)
+    if run_id not in list_runs(client, settings.redis_prefix):
+        raise FacepipeError(f"no run {run_id!r} under prefix {settings.redis_prefix!r} (see 'facepipe runs')")
+    store = RunStore(client, settings.redis_prefix, run_id)
+    meta = store.meta()
+    if store.next_seq() < int(meta.get("chunks") or 0):
+        raise FacepipeError(f"run {run_id} is not finished yet (see 'facepipe status {run_id}')")
+    out = _prepare_out(settings, run_id)
+    summary = json.loads((out / "summary.json").read_text()) if (out / "summary.json").is_file() else {}
+    return _finish(store, out, float(summary.get("elapsed_s") or 0.0))

@@ -86,6 +86,16 @@ def test_running_workers_give_the_same_identities(
     assert status.returncode == 0 and "done" in status.stdout, status.stderr
     runs = facepipe("runs", "--broker", server.url, "--redis-prefix", "fp-e2e")
     assert runs.returncode == 0 and str(t1_video) in runs.stdout
+    # The run stays in Redis: its outputs can be rebuilt from there.
+    run_id = read_run(tmp_path)[0]["run_id"]
+    again = facepipe(
+        "report", run_id, "--broker", server.url, "--redis-prefix", "fp-e2e", "--out", str(tmp_path / "again")
+    )
+    assert again.returncode == 0, again.stderr
+    assert (tmp_path / "again" / "faces.jsonl").read_bytes() == (tmp_path / "faces.jsonl").read_bytes()
+    assert (tmp_path / "again" / "report.html").is_file() and (tmp_path / "again" / "bank.npz").is_file()
+    missing = facepipe("report", "no-such-run", "--broker", server.url, "--redis-prefix", "fp-e2e")
+    assert missing.returncode == 1 and "no run" in missing.stderr
 
 
 def test_save_images_writes_crops_per_identity(t1_video: Path, tmp_path) -> None:
