@@ -125,6 +125,10 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("out_dir", help="the run's output folder")
     evaluate.add_argument("labels", help="labels JSON file")
 
+    delete = sub.add_parser("delete", help="remove a run's keys from a broker (only that run's)")
+    delete.add_argument("run_id", help="run id (see 'facepipe runs')")
+    _add_settings_flags(delete, ["broker", "redis_host", "redis_port", "redis_prefix"])
+
     runs = sub.add_parser("runs", help="list runs recorded on a broker")
     _add_settings_flags(runs, ["broker", "redis_host", "redis_port", "redis_prefix"])
     return parser
@@ -166,6 +170,10 @@ def main(argv: list[str] | None = None) -> int:
             from facepipe.evaluate import eval_command
 
             return eval_command(args.out_dir, args.labels)
+        if args.command == "delete":
+            from facepipe.runner import delete_run
+
+            return delete_run(settings, args.run_id)
         if args.command == "runs":
             from facepipe.runner import list_runs_cmd
 

@@ -223,3 +223,13 @@ def rebuild_outputs(settings: Settings, run_id: str) -> int:
     out = _prepare_out(settings, run_id)
     summary = json.loads((out / "summary.json").read_text()) if (out / "summary.json").is_file() else {}
     return _finish(store, out, float(summary.get("elapsed_s") or 0.0))
+
+
+def delete_run(settings: Settings, run_id: str) -> int:
+    """``facepipe delete RUN_ID``: remove that run's keys, and nothing else."""
+    client = _store_client(settings)
+    if run_id not in list_runs(client, settings.redis_prefix):
+        raise FacepipeError(f"no run {run_id!r} under prefix {settings.redis_prefix!r} (see 'facepipe runs')")
+    removed = RunStore(client, settings.redis_prefix, run_id).delete()
+    print(f"deleted run {run_id} ({removed} keys)")
+    return 0

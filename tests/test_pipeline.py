@@ -96,6 +96,9 @@ def test_running_workers_give_the_same_identities(
     assert (tmp_path / "again" / "report.html").is_file() and (tmp_path / "again" / "bank.npz").is_file()
     missing = facepipe("report", "no-such-run", "--broker", server.url, "--redis-prefix", "fp-e2e")
     assert missing.returncode == 1 and "no run" in missing.stderr
+    deleted = facepipe("delete", run_id, "--broker", server.url, "--redis-prefix", "fp-e2e")
+    assert deleted.returncode == 0 and "deleted run" in deleted.stdout
+    assert run_id not in facepipe("runs", "--broker", server.url, "--redis-prefix", "fp-e2e").stdout
 
 
 def test_save_images_writes_crops_per_identity(t1_video: Path, tmp_path) -> None:
