@@ -3,7 +3,7 @@
     python bench/accuracy.py [--cache DIR] [--orders 8] [--json bench/accuracy.json] [--quick]
 
 Builds (or reuses) the label sets of ``bench/labelsets.py`` in ``/tmp/facepipe-accuracy``,
-then runs every method of ``facepipe.clustering`` over the cached faces (no Celery, no
+then runs every method of ``bench/clustering_options.py`` over the cached faces (no Celery, no
 models: seconds) and scores it with ``facepipe.evaluate``. Prints markdown tables and
 writes ``bench/accuracy.json``.
 
@@ -47,8 +47,8 @@ for path in (ROOT, ROOT / "bench"):
         sys.path.insert(0, str(path))
 
 import labelsets  # noqa: E402
+from clustering_options import Method, cluster  # noqa: E402
 
-from facepipe.clustering import Method, cluster  # noqa: E402
 from facepipe.evaluate import evaluate  # noqa: E402
 
 BASELINE = "seed@0.27"

@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from facepipe.clustering import merge_run
 from facepipe.identity import DIM, normalise
+from facepipe.merge import merge_run
 from facepipe.store import RunStore
 
 

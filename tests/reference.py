@@ -71,7 +71,7 @@ def sequential_run(video: str, params: dict, detector, embedder) -> dict:
     result["final"] = result["assignments"]
     merge_thresh = params.get("merge_thresh", 0)
     if merge_thresh and len(result["identities"]) > 1:
-        from facepipe.clustering import merge_run  # tested on its own in test_clustering.py
+        from facepipe.merge import merge_run  # tested on its own in test_clustering.py
 
         mapping = merge_run(
             [f["frame"] for f in faces],

@@ -1,22 +1,21 @@
-"""facepipe.clustering: the candidate methods on small synthetic runs (no models, no Redis)."""
+"""The merge pass (facepipe.merge) and the candidate methods the accuracy benchmark compares
+(bench/clustering_options.py), on small synthetic runs (no models, no Redis)."""
 
 from __future__ import annotations
+
+import sys
 
 import numpy as np
 import pytest
 
-from facepipe.clustering import (
-    Method,
-    OnlineClusterer,
-    compact,
-    cooccurring_pairs,
-    iou_matrix,
-    merge_identities,
-    merge_run,
-)
-from facepipe.clustering import cluster as run_method
 from facepipe.identity import IdentityBank
+from facepipe.merge import compact, cooccurring_pairs, merge_identities, merge_run
+from tests.helpers import ROOT
 from tests.reference import reference_cluster
+
+sys.path.insert(0, str(ROOT / "bench"))
+from clustering_options import Method, OnlineClusterer, iou_matrix  # noqa: E402
+from clustering_options import cluster as run_method  # noqa: E402
 
 DIM = 512
 
