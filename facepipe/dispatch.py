@@ -11,7 +11,6 @@ import secrets
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
@@ -117,12 +116,6 @@ class FrameShipper(threading.Thread):
             raise self.error
 
 
-@dataclass
-class FollowResult:
-    elapsed_s: float
-    first_face_s: float | None
-
-
 def follow(
     store: RunStore,
     total_chunks: int,
@@ -131,15 +124,13 @@ def follow(
     show_progress: bool = True,
     check_alive: Callable[[], None] | None = None,
     poll_s: float = 0.2,
-) -> FollowResult:
+) -> None:
     """Block until every chunk is applied; raise a clear error if the run stalls.
 
     ``check_alive`` (embedded mode) raises if a worker the command started has died.
     """
-    started = time.monotonic()
-    first_face: float | None = None
     last_state: tuple[int, int] | None = None
-    last_change = started
+    last_change = time.monotonic()
     bar = tqdm(
         total=total_chunks,
         unit="chunk",
@@ -152,8 +143,6 @@ def follow(
         while True:
             embedded, applied = store.progress()
             stats = store.stats()
-            if first_face is None and stats["faces_detected"]:
-                first_face = time.monotonic() - started
             bar.n = min(max(embedded, applied), total_chunks)
             bar.set_postfix(
                 applied=applied, faces=stats["faces_embedded"], ids=stats["identities"], refresh=False
@@ -176,4 +165,3 @@ def follow(
             time.sleep(poll_s)
     finally:
         bar.close()
-    return FollowResult(time.monotonic() - started, first_face)

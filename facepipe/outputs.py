@@ -33,6 +33,7 @@ def build_summary(store: RunStore, elapsed_s: float, final: FinalIdentities) -> 
         "identities": len(final),
         "online_identities": stats["identities"],
         "counts": counts,
+        "stage_seconds": store.timings(),
         "failed_chunks": store.failed(),
         "warnings": store.warnings(),
         "params": meta.get("params", {}),

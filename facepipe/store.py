@@ -17,6 +17,7 @@ Layout (``K = PREFIX:run:RUN_ID``):
 ``K:faces``                 list    one JSON line per applied face (``faces.jsonl``)
 ``K:face_emb``              list    float32 bytes of each applied face's embedding
 ``K:failed``                list    JSON of each chunk given up on, with the reason
+``K:timings``               hash    seconds per stage (decode, blur, detect, align, embed), summed
 ``K:warnings``              list    problems to report (unsaved crops, unreadable frames)
 ==========================  ======  ===========================================================
 """
@@ -163,6 +164,10 @@ class RunStore:
         if not rows:
             return np.zeros((0, 512), dtype=np.float32)
         return np.stack([np.frombuffer(x, dtype=np.float32) for x in rows])
+
+    def timings(self) -> dict[str, float]:
+        """Worker seconds per stage over the applied chunks (stages run in parallel processes)."""
+        return {k.decode(): round(float(v), 3) for k, v in self.r.hgetall(self.key("timings")).items()}
 
     def warnings(self) -> list[str]:
         return [x.decode() for x in self.r.lrange(self.key("warnings"), 0, -1)]

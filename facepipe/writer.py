@@ -159,6 +159,8 @@ def _queue_chunk(
     ):
         if value:
             pipe.hincrby(stats_key, name, value)
+    for stage, seconds in record.timings.items():  # the workers' own timers, summed per run
+        pipe.hincrbyfloat(store.key("timings"), stage, seconds)
     pipe.hset(stats_key, "last_applied_at", int(time.time()))
     return saves
 

@@ -30,6 +30,11 @@ def test_embedded_run_writes_consistent_outputs(embedded_run) -> None:
     assert summary["faces_embedded"] >= 12 * 5  # six faces per frame, small ones may drop
     assert summary["params"]["frame_step"] == 2 and summary["params"]["sim_thresh"] == 0.40
     assert summary["elapsed_s"] > 0
+    stages = summary["stage_seconds"]
+    assert (
+        set(stages) == {"decode", "blur", "detect", "align", "embed"}
+        and stages["detect"] > 0 < stages["embed"]
+    )
     assert "identities" in proc.stdout and "global tally" in proc.stdout
     for face in faces:
         assert set(face) == {
