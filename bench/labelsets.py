@@ -133,10 +133,13 @@ def models(threads: int = 2):
     return FaceDetector(resolve_model("detector"), threads), FaceEmbedder(resolve_model("embedder"), threads)
 
 
-def run_params(step: int = STEP) -> dict[str, Any]:
+def run_params(video: Path, step: int = STEP):
+    """The run parameters ``facepipe run VIDEO --frame-step STEP`` records (a RunParams)."""
+    from facepipe.contracts import RunParams
     from facepipe.settings import Settings
+    from facepipe.video import probe
 
-    return Settings(frame_step=step).run_params()
+    return RunParams.build(Settings(frame_step=step), probe(video))
 
 
 def detect_video(video: Path, step: int, detector, embedder) -> dict[str, np.ndarray]:
@@ -145,19 +148,19 @@ def detect_video(video: Path, step: int, detector, embedder) -> dict[str, np.nda
     from facepipe.settings import Settings
     from facepipe.video import plan_chunks, probe
 
-    params = run_params(step)
+    params = run_params(video, step)
     info = probe(video)
     frames, index, boxes, scores, embs = [], [], [], [], []
     sampled = 0
     for chunk in plan_chunks(info.frame_count, step, Settings().chunk_size):
-        record = embed_record(detect_chunk(str(video), chunk, params, detector), embedder, False)
+        record = embed_record(detect_chunk(chunk, params, detector), embedder, False)
         sampled += record.frames_sampled
         matrix = record.embedding_matrix()
         for i, face in enumerate(record.faces):
-            frames.append(face["frame"])
-            index.append(face["index"])
-            boxes.append(face["bbox"])
-            scores.append(face["det_score"])
+            frames.append(face.frame)
+            index.append(face.index)
+            boxes.append(face.bbox)
+            scores.append(face.det_score)
             embs.append(matrix[i])
     return {
         "frames": np.array(frames, dtype=np.int64),

@@ -586,7 +586,7 @@ def message_sizes(args: argparse.Namespace, samples: int = 12) -> dict[str, Any]
 
     if getattr(args, "code_dir", None):
         sys.path.insert(0, str(args.code_dir))
-    from facepipe.dispatch import run_params
+    from facepipe.contracts import RunParams
     from facepipe.models import FaceDetector, FaceEmbedder, resolve_model
     from facepipe.pipeline import detect_chunk, embed_record
     from facepipe.settings import load_settings
@@ -596,7 +596,7 @@ def message_sizes(args: argparse.Namespace, samples: int = 12) -> dict[str, Any]
     chunk_size = int(flags[flags.index("--chunk-size") + 1]) if "--chunk-size" in flags else 8
     settings = load_settings(frame_step=args.frame_step, chunk_size=chunk_size)
     info = probe(args.video)
-    params = run_params(settings, info)
+    params = RunParams.build(settings, info)
     chunks = plan_chunks(info.frame_count, args.frame_step, chunk_size)
     picks = [
         chunks[round(i * (len(chunks) - 1) / max(1, samples - 1))] for i in range(min(samples, len(chunks)))
@@ -605,7 +605,7 @@ def message_sizes(args: argparse.Namespace, samples: int = 12) -> dict[str, Any]
     embedder = FaceEmbedder(resolve_model("embedder"), 0)
     rows = []
     for chunk in picks:
-        record = detect_chunk(info.path, chunk, params, detector)
+        record = detect_chunk(chunk, params, detector)
         detect_bytes = len(record.to_json())
         crop_bytes = sum(len(c) for c in record.crops)
         embed_record(record, embedder, keep_crops=False)

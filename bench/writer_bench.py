@@ -34,15 +34,20 @@ from pathlib import Path
 
 import numpy as np
 
+from facepipe.contracts import ChunkRecord, DetectedFace, RunParams
 from facepipe.embedded import EmbeddedServer
 from facepipe.identity import DIM, IdentityBank
-from facepipe.records import ChunkRecord
+from facepipe.settings import Settings
 from facepipe.store import RunStore, connect
+from facepipe.video import VideoInfo
 from facepipe.writer import Writer
 
 BENCH = Path(__file__).resolve().parent
 # The seed's clustering parameters (explicit, so facepipe's moving defaults do not move the bench).
-PARAMS = {"sim_thresh": 0.27, "refine_limit": 30, "merge_thresh": 0.0, "fps": 30.0, "save_images": False}
+PARAMS = RunParams.build(
+    Settings(sim_thresh=0.27, refine_limit=30, merge_thresh=0.0, frame_step=15),
+    VideoInfo("writer-bench", 10**9, 30.0, 1280, 720),
+)
 # Used only when bench/results.json is absent: faces per second of one worker process,
 # measured on the 2-core bench machine (see bench/README.md).
 FALLBACK_DET_FACES_PER_S = 20.0
@@ -65,7 +70,7 @@ def faces_for(kind: str, rng: np.random.Generator, centroids: np.ndarray, n: int
 def populate(store: RunStore, centroids: np.ndarray, rng: np.random.Generator) -> None:
     """Write N identities the way the writer leaves them; counter ``identities`` = N."""
     store.create({"video": "writer-bench", "params": PARAMS, "chunks": 0, "status": "running"})
-    refine = rng.integers(1, PARAMS["refine_limit"] + 1, len(centroids))
+    refine = rng.integers(1, PARAMS.refine_limit + 1, len(centroids))
     pipe = store.r.pipeline(transaction=False)
     for i, c in enumerate(centroids):
         raw = c.tobytes()
@@ -84,20 +89,22 @@ def populate(store: RunStore, centroids: np.ndarray, rng: np.random.Generator) -
     pipe.execute()
 
 
-def record(seq: int, embeddings: np.ndarray) -> dict:
-    rec = ChunkRecord(seq, seq * 120, seq * 120 + 120, 15, frames_read=120, frames_sampled=8)
+def record(seq: int, embeddings: np.ndarray) -> ChunkRecord:
+    rec = ChunkRecord(
+        seq=seq, start=seq * 120, stop=seq * 120 + 120, step=15, frames_read=120, frames_sampled=8
+    )
     rec.faces = [
-        {
-            "frame": seq * 120 + 15 * (i % 8),
-            "index": i // 8,
-            "bbox": [10.0, 20.0, 110.0, 140.0],
-            "det_score": 0.9,
-            "aligned": True,
-        }
+        DetectedFace(
+            frame=seq * 120 + 15 * (i % 8),
+            index=i // 8,
+            bbox=[10.0, 20.0, 110.0, 140.0],
+            det_score=0.9,
+            aligned=True,
+        )
         for i in range(len(embeddings))
     ]
     rec.set_embeddings(embeddings)
-    return rec.to_dict()
+    return rec
 
 
 def bench_writer(client, n: int, kind: str, chunks: int, rounds: int, per_chunk: int, seed: int) -> dict:
@@ -109,7 +116,7 @@ def bench_writer(client, n: int, kind: str, chunks: int, rounds: int, per_chunk:
     faces = faces_for(kind, rng, centroids, (1 + chunks * rounds) * per_chunk)
 
     writer = Writer()
-    store.put_chunk(0, record(0, faces[:per_chunk]))
+    store.put_chunk(record(0, faces[:per_chunk]))
     t0 = time.perf_counter()
     assert writer.apply_ready(store, PARAMS) == 1
     cold = time.perf_counter() - t0
@@ -117,7 +124,7 @@ def bench_writer(client, n: int, kind: str, chunks: int, rounds: int, per_chunk:
     for r in range(rounds):
         seqs = range(1 + r * chunks, 1 + (r + 1) * chunks)
         for seq in seqs:
-            store.put_chunk(seq, record(seq, faces[seq * per_chunk : (seq + 1) * per_chunk]))
+            store.put_chunk(record(seq, faces[seq * per_chunk : (seq + 1) * per_chunk]))
         t0 = time.perf_counter()
         applied = writer.apply_ready(store, PARAMS)
         rates.append(chunks * per_chunk / (time.perf_counter() - t0))
@@ -127,14 +134,14 @@ def bench_writer(client, n: int, kind: str, chunks: int, rounds: int, per_chunk:
 
     bank = IdentityBank()
     for c in centroids:
-        bank.add(c, c, PARAMS["refine_limit"], 1)
-    bank.match_or_add(faces[0], PARAMS["sim_thresh"], PARAMS["refine_limit"])
+        bank.add(c, c, PARAMS.refine_limit, 1)
+    bank.match_or_add(faces[0], PARAMS.sim_thresh, PARAMS.refine_limit)
     memory = []
     for r in range(rounds):
         batch = faces[(1 + r * chunks) * per_chunk : (1 + (r + 1) * chunks) * per_chunk]
         t0 = time.perf_counter()
         for face in batch:
-            bank.match_or_add(face, PARAMS["sim_thresh"], PARAMS["refine_limit"])
+            bank.match_or_add(face, PARAMS.sim_thresh, PARAMS.refine_limit)
         memory.append(len(batch) / (time.perf_counter() - t0))
     return {
         "identities_before": n,

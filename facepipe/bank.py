@@ -83,8 +83,7 @@ def write_bank(store: RunStore, path: Path, final: FinalIdentities | None = None
     target = _target(path)
     target.parent.mkdir(parents=True, exist_ok=True)
 
-    meta = store.meta()
-    params = meta.get("params") or {}
+    params = store.params()
     final = final if final is not None else finalise(store, 0.0)
     faces = final.faces
     embeddings = final.face_embeddings
@@ -94,9 +93,9 @@ def write_bank(store: RunStore, path: Path, final: FinalIdentities | None = None
         )
 
     n = len(final)
-    face_frames = np.array([f["frame"] for f in faces], dtype=np.int64)
-    face_identities = np.array([f["identity"] for f in faces], dtype=np.int64)
-    face_bboxes = np.array([f["bbox"][:4] for f in faces], dtype=np.float32).reshape(len(faces), 4)
+    face_frames = np.array([f.frame for f in faces], dtype=np.int64)
+    face_identities = np.array([f.identity for f in faces], dtype=np.int64)
+    face_bboxes = np.array([f.bbox[:4] for f in faces], dtype=np.float32).reshape(len(faces), 4)
 
     first_frame = np.full(n, -1, dtype=np.int64)
     last_frame = np.full(n, -1, dtype=np.int64)
@@ -120,8 +119,8 @@ def write_bank(store: RunStore, path: Path, final: FinalIdentities | None = None
         "face_frames": face_frames,
         "face_identities": face_identities,
         "face_bboxes": face_bboxes,
-        "fps": np.array(float(params.get("fps") or 0.0), dtype=np.float64),
-        "frame_step": np.array(int(params.get("frame_step") or 1), dtype=np.int64),
+        "fps": np.array(params.fps, dtype=np.float64),
+        "frame_step": np.array(params.frame_step, dtype=np.int64),
         "run_id": np.array(store.run_id, dtype=np.str_),
     }
     partial = target.with_name(target.name + ".partial.npz")

@@ -64,10 +64,20 @@ def _add_settings_flags(parser: argparse.ArgumentParser, names: list[str] | None
         "outputs": ("out", "save_", "debug", "progress"),
     }
     made = {title: parser.add_argument_group(title) for title in groups}
-    for name, field in Settings.model_fields.items():
+
+    def group_of(name: str) -> str | None:
+        return next((t for t, keys in groups.items() if any(name.startswith(k) for k in keys)), None)
+
+    titles = list(groups)
+    ordered = sorted(  # flags in the order of their groups, fields in model order within a group
+        Settings.model_fields.items(),
+        key=lambda item: titles.index(group_of(item[0])) if group_of(item[0]) else len(titles),
+    )
+    for name, field in ordered:
         if names is not None and name not in names:
             continue
-        group = next((made[t] for t, keys in groups.items() if any(name.startswith(k) for k in keys)), parser)
+        title = group_of(name)
+        group = made[title] if title else parser
         default = field.default
         if isinstance(default, tuple):
             default = "x".join(map(str, default))
@@ -155,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
 
             return run_video(args.video, settings)
         if args.command == "status":
-            from facepipe.runner import show_status
+            from facepipe.admin import show_status
 
             return show_status(settings, args.run_id)
         if args.command == "report":
@@ -163,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
                 from facepipe.report import report_command
 
                 return report_command(args.target)
-            from facepipe.runner import rebuild_outputs
+            from facepipe.admin import rebuild_outputs
 
             return rebuild_outputs(settings, args.target)
         if args.command == "eval":
@@ -171,11 +181,11 @@ def main(argv: list[str] | None = None) -> int:
 
             return eval_command(args.out_dir, args.labels)
         if args.command == "delete":
-            from facepipe.runner import delete_run
+            from facepipe.admin import delete_run
 
             return delete_run(settings, args.run_id)
         if args.command == "runs":
-            from facepipe.runner import list_runs_cmd
+            from facepipe.admin import list_runs_cmd
 
             return list_runs_cmd(settings)
         parser.error(f"unknown command {args.command}")

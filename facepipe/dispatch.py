@@ -1,6 +1,7 @@
 """Submit a video as chunk tasks, then follow the run in Redis until the writer is done.
 
-This module knows nothing of Celery: it is handed a ``send(task_name, args)`` function.
+This module knows nothing of Celery: it is handed a ``send(stage, message)`` function
+(:data:`facepipe.stages.Send`).
 Following works the same for the embedded default and for remote workers, because all
 progress lives in the run's Redis keys.
 """
@@ -12,18 +13,15 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import datetime, timezone
-from typing import Any
 
 from tqdm import tqdm
 
+from facepipe.contracts import Chunk, DetectMessage, RunParams, ShippedFrame
 from facepipe.errors import FacepipeError
 from facepipe.settings import Settings
+from facepipe.stages import DETECT, Send
 from facepipe.store import RunStore
-from facepipe.video import Chunk, ChunkReader, VideoInfo, encode_frame, plan_chunks
-
-Send = Callable[[str, tuple[Any, ...]], None]
-
-DETECT_TASK = "facepipe.detect"
+from facepipe.video import ChunkReader, VideoInfo, encode_frame, plan_chunks
 
 
 def new_run_id() -> str:
@@ -31,33 +29,23 @@ def new_run_id() -> str:
     return datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(3)
 
 
-def run_params(settings: Settings, info: VideoInfo) -> dict[str, Any]:
-    """Everything a worker needs to process this run, recorded once in the run's meta."""
-    return {
-        **settings.run_params(),
-        "video": info.path,
-        "fps": info.fps,
-        "frame_count": info.frame_count,
-        "width": info.width,
-        "height": info.height,
-    }
-
-
 def submit(store: RunStore, info: VideoInfo, settings: Settings, send: Send) -> list[Chunk]:
-    """Record the run and queue one detect task per chunk, in order."""
+    """Record the run (its :class:`RunParams`, built once here) and queue one detect task per
+    chunk, in order."""
+    params = RunParams.build(settings, info)
     chunks = plan_chunks(info.frame_count, settings.frame_step, settings.chunk_size)
     store.create(
         {
             "video": info.path,
-            "params": run_params(settings, info),
+            "params": params,
             "chunks": len(chunks),
-            "sampled_frames": sum(len(c.frames()) for c in chunks),
+            "sampled_frames": sum(len(c.frames(params.frame_step)) for c in chunks),
             "status": "running",
         }
     )
     if not settings.ship_frames:
         for chunk in chunks:
-            send(DETECT_TASK, (store.run_id, chunk.seq, chunk.start, chunk.stop, store.prefix))
+            send(DETECT, DetectMessage(run_id=store.run_id, prefix=store.prefix, chunk=chunk))
     return chunks
 
 
@@ -97,18 +85,18 @@ class FrameShipper(threading.Thread):
                 if self.stopping.wait(0.1):
                     return
             frames = [
-                (i, encode_frame(f, self.settings.ship_quality))
-                for i, f in ChunkReader(self.info.path, chunk)
+                ShippedFrame(index=i, jpeg=encode_frame(f, self.settings.ship_quality))
+                for i, f in ChunkReader(self.info.path, chunk, self.settings.frame_step)
             ]
-            size = sum(len(text) for _, text in frames)
+            size = sum(len(frame.jpeg) for frame in frames)
             if size > limit:
                 raise FacepipeError(
                     f"chunk {chunk.seq} would be a {size / 1e6:.1f} MB message, over --max-message-mb "
                     f"{self.settings.max_message_mb:g}; lower --chunk-size or --ship-quality"
                 )
             self.send(
-                DETECT_TASK,
-                (self.store.run_id, chunk.seq, chunk.start, chunk.stop, self.store.prefix, frames),
+                DETECT,
+                DetectMessage(run_id=self.store.run_id, prefix=self.store.prefix, chunk=chunk, frames=frames),
             )
 
     def check(self) -> None:

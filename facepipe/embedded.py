@@ -16,7 +16,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -24,7 +23,9 @@ from urllib.parse import quote
 
 import redis
 
+from facepipe.bridge import worker_command
 from facepipe.errors import FacepipeError
+from facepipe.stages import STAGES
 
 PR_SET_PDEATHSIG = 1
 
@@ -54,19 +55,19 @@ def server_binary() -> str:
     )
 
 
-def _stop(proc: subprocess.Popen, grace: float) -> None:
+def stop_process(proc: subprocess.Popen, grace: float) -> None:
     """SIGTERM the child's process group, then SIGKILL what is left after ``grace`` seconds."""
     if proc.poll() is not None:
-        _kill_group(proc.pid, signal.SIGKILL)  # stray grandchildren, if any
+        kill_group(proc.pid, signal.SIGKILL)  # stray grandchildren, if any
         return
-    _kill_group(proc.pid, signal.SIGTERM)
+    kill_group(proc.pid, signal.SIGTERM)
     with contextlib.suppress(subprocess.TimeoutExpired):
         proc.wait(timeout=grace)
-    _kill_group(proc.pid, signal.SIGKILL)
+    kill_group(proc.pid, signal.SIGKILL)
     proc.wait()
 
 
-def _kill_group(pgid: int, sig: int) -> None:
+def kill_group(pgid: int, sig: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, sig)
 
@@ -146,24 +147,8 @@ class EmbeddedServer:
 
     def stop(self) -> None:
         if self.proc is not None:
-            _stop(self.proc, grace=5)
+            stop_process(self.proc, grace=5)
             self.proc = None
-
-
-QUEUES = ("detect", "embed", "writer")
-
-
-def worker_command(queue: str, procs: int, node_name: str, loglevel: str = "WARNING") -> list[str]:
-    """The ``celery worker`` command line for one queue (the same one users run by hand)."""
-    return [
-        sys.executable, "-m", "celery", "-A", "tasks", "worker",
-        "-Q", queue,
-        "-c", str(procs),
-        "-P", "solo" if procs == 1 else "prefork",
-        "-n", node_name,
-        "--loglevel", loglevel,
-        "--without-gossip", "--without-mingle",
-    ]  # fmt: skip
 
 
 class EmbeddedWorkers:
@@ -175,28 +160,25 @@ class EmbeddedWorkers:
         self.log_dir = log_dir
         self.run_tag = run_tag
         self.procs: dict[str, subprocess.Popen] = {}
-        self._specs: dict[str, tuple[str, int, dict[str, str], bool]] = {}
 
     def start(self, concurrency: dict[str, int], env: dict[str, str], debug: bool = False) -> None:
-        """``concurrency[queue]`` single-process (solo pool) workers per queue.
+        """``concurrency[queue]`` single-process (solo pool) workers per scalable queue, one writer.
 
         Separate solo workers rather than one prefork pool: a pool's parent process costs
         about 1.3 CPU s and 100 MB a run and does no model work. Each worker loads its model
         at start-up (``FACEPIPE_PRELOAD``), so the first chunk does not wait for it.
         """
-        for queue in QUEUES:
-            preload = {"detect": "detector", "embed": "embedder"}.get(queue, "")
-            count = 1 if queue == "writer" else concurrency[queue]
+        for stage in STAGES:
+            count = concurrency[stage.queue] if stage.scalable else 1
             for i in range(count):
-                name = queue if count == 1 else f"{queue}-{i + 1}"
-                self.start_one(name, queue, 1, {"FACEPIPE_PRELOAD": preload, **env}, debug)
+                name = stage.queue if count == 1 else f"{stage.queue}-{i + 1}"
+                self.start_one(name, stage.queue, 1, {"FACEPIPE_PRELOAD": stage.model or "", **env}, debug)
 
     def start_one(
         self, name: str, queue: str, procs: int, env: dict[str, str], debug: bool = False
     ) -> subprocess.Popen:
         """Start worker ``name`` consuming ``queue`` with ``procs`` processes (solo pool for 1)."""
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        self._specs[name] = (queue, procs, env, debug)
         child_env = {**os.environ, **env, "FACEPIPE_BROKER_URL": self.broker_url}
         log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - owned by the child
         self.procs[name] = subprocess.Popen(
@@ -212,18 +194,6 @@ class EmbeddedWorkers:
         log.close()
         return self.procs[name]
 
-    def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
-        """Send ``sig`` to worker ``name`` and its pool processes, and reap it."""
-        proc = self.procs[name]
-        _kill_group(proc.pid, sig)
-        proc.wait()
-
-    def restart(self, name: str) -> subprocess.Popen:
-        queue, procs, env, debug = self._specs[name]
-        if self.procs[name].poll() is None:
-            _stop(self.procs[name], grace=10)
-        return self.start_one(name, queue, procs, env, debug)
-
     def check_alive(self) -> None:
         for queue, proc in self.procs.items():
             code = proc.poll()
@@ -236,12 +206,12 @@ class EmbeddedWorkers:
         """Ask every worker to shut down without waiting: warm (finish the task in hand), or
         cold (at once; used when the run is complete and nothing is in flight)."""
         for proc in self.procs.values():
-            _kill_group(proc.pid, signal.SIGQUIT if cold else signal.SIGTERM)
+            kill_group(proc.pid, signal.SIGQUIT if cold else signal.SIGTERM)
 
     def stop(self) -> None:
         self.begin_stop()
         for proc in self.procs.values():
-            _stop(proc, grace=10)
+            stop_process(proc, grace=10)
         self.procs.clear()
 
 

@@ -10,26 +10,25 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
-import os
 import shutil
 import urllib.error
 import urllib.request
 from pathlib import Path
 
 from facepipe.errors import FacepipeError
+from facepipe.settings import WorkerSettings
 
 
 def is_url(location: str) -> bool:
     return location.startswith(("http://", "https://"))
 
 
-def cache_dir() -> Path:
-    return Path(os.environ.get("FACEPIPE_CACHE_DIR") or Path.home() / ".cache" / "facepipe" / "videos")
+def local_copy(url: str, cache_dir: Path | None = None, timeout: float = 60.0) -> Path:
+    """The path of a local copy of ``url``, downloading it the first time on this host.
 
-
-def local_copy(url: str, timeout: float = 60.0) -> Path:
-    """The path of a local copy of ``url``, downloading it the first time on this host."""
-    folder = cache_dir()
+    ``cache_dir`` is ``FACEPIPE_CACHE_DIR`` (:class:`~facepipe.settings.WorkerSettings`).
+    """
+    folder = Path(cache_dir) if cache_dir else WorkerSettings().cache_dir
     folder.mkdir(parents=True, exist_ok=True)
     digest = hashlib.sha256(url.encode()).hexdigest()[:24]
     suffix = Path(url.split("?")[0]).suffix[:8] or ".video"

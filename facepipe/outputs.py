@@ -1,14 +1,63 @@
-"""What a finished run leaves in its output folder, and the summary printed at the end."""
+"""What a finished run leaves in its output folder, and the summary printed at the end.
+
+:func:`finish_run` is the one way a run (new, or rebuilt from Redis) becomes files:
+the merge pass (:mod:`facepipe.final`), ``summary.json``, ``faces.jsonl``, ``bank.npz``
+and ``report.html``.
+"""
 
 from __future__ import annotations
 
+import logging
+import time
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from facepipe.final import FinalIdentities
+from facepipe.bank import write_bank
+from facepipe.errors import FacepipeError
+from facepipe.final import FinalIdentities, finalise
+from facepipe.report import build_report
 from facepipe.store import RunStore
+
+log = logging.getLogger(__name__)
+
+#: exit status of a run that finished but lost some chunks
+EXIT_LOST_CHUNKS = 3
+
+
+def prepare_out(out: Path | None, run_id: str) -> Path:
+    """The output folder (default ``facepipe-runs/RUN_ID``), created and checked writable now."""
+    out = out or Path("facepipe-runs") / run_id
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe_file = out / ".facepipe-write-test"
+        probe_file.write_bytes(b"")
+        probe_file.unlink()
+    except OSError as exc:
+        raise FacepipeError(
+            f"cannot write to output folder {out}: {exc.strerror} (pass a writable --out)"
+        ) from None
+    return out
+
+
+def finish_run(store: RunStore, out: Path, elapsed_s: float) -> dict[str, Any]:
+    """Write every output of a finished run, mark it done, print the summary; returns it."""
+    t0 = time.monotonic()
+    final = finalise(store, store.params().merge_thresh)
+    summary = build_summary(store, elapsed_s, final)
+    write_outputs(out, summary, final)
+    write_bank(store, out / "bank.npz", final)
+    build_report(out)
+    log.debug("outputs written in %.2f s", time.monotonic() - t0)
+    store.set_meta(status="failed-chunks" if summary["failed_chunks"] else "done")
+    print(format_summary(summary, out))
+    return summary
+
+
+def exit_status(summary: dict[str, Any]) -> int:
+    """0, or :data:`EXIT_LOST_CHUNKS` when chunks were lost."""
+    return EXIT_LOST_CHUNKS if summary["failed_chunks"] else 0
 
 
 def build_summary(store: RunStore, elapsed_s: float, final: FinalIdentities) -> dict[str, Any]:
@@ -46,7 +95,7 @@ def write_outputs(out_dir: Path, summary: dict[str, Any], final: FinalIdentities
     (out_dir / "summary.json").write_bytes(orjson.dumps(summary, option=orjson.OPT_INDENT_2))
     with open(out_dir / "faces.jsonl", "wb") as fh:
         for line in final.faces:
-            fh.write(orjson.dumps(line) + b"\n")
+            fh.write(line.to_json() + b"\n")
 
 
 def format_summary(summary: dict[str, Any], out_dir: Path) -> str:

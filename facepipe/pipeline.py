@@ -1,49 +1,54 @@
 """The two compute stages as plain functions: a chunk's frames in, a chunk record out.
 
-Celery tasks call these; tests and the plain-loop reference call them directly.
+Celery tasks call these; tests, benchmarks and the plain-loop reference call them directly.
 """
 
 from __future__ import annotations
 
 import time
-from typing import Any
+from pathlib import Path
 
-from facepipe.faces import align, encode_crop
+from facepipe.contracts import Chunk, ChunkRecord, DetectedFace, RunParams, ShippedFrame
+from facepipe.faces import align, decode_crop, encode_crop
 from facepipe.models import FaceDetector, FaceEmbedder
 from facepipe.quality import BlurGate
-from facepipe.records import ChunkRecord
-from facepipe.video import Chunk, ChunkReader, PayloadReader
+from facepipe.video import ChunkReader, PayloadReader
 
 
-def blur_gate(params: dict[str, Any]) -> BlurGate | None:
+def blur_gate(params: RunParams) -> BlurGate | None:
     """The gate a run asked for, or None when the gate is off."""
-    if not params.get("blur_enable"):
+    if not params.blur_enable:
         return None
     return BlurGate(
-        var_thresh=params["blur_var_thresh"],
-        grid=params["blur_grid"],
-        grid_min_keep=params["blur_grid_min_keep"],
-        resize=params["blur_resize"],
+        var_thresh=params.blur_var_thresh,
+        grid=params.blur_grid,
+        grid_min_keep=params.blur_grid_min_keep,
+        resize=params.blur_resize,
     )
 
 
 def detect_chunk(
-    video: str,
     chunk: Chunk,
-    params: dict[str, Any],
+    params: RunParams,
     detector: FaceDetector,
-    shipped: list[tuple[int, str]] | None = None,
+    shipped: list[ShippedFrame] | None = None,
+    decode_threads: int = 1,
+    cache_dir: Path | None = None,
 ) -> ChunkRecord:
     """Decode the chunk's sampled frames, gate blur, detect, align; crops as PNG.
 
-    Frames come from the video itself, or from ``shipped`` (JPEG frames that travelled
-    in the task message, for hosts without the video).
+    Frames come from the run's video itself, or from ``shipped`` (JPEG frames that
+    travelled in the task message, for hosts without the video).
     """
-    record = ChunkRecord(chunk.seq, chunk.start, chunk.stop, chunk.step)
+    record = ChunkRecord(seq=chunk.seq, start=chunk.start, stop=chunk.stop, step=params.frame_step)
     gate = blur_gate(params)
     timings = {"decode": 0.0, "blur": 0.0, "detect": 0.0, "align": 0.0}
     mark = time.perf_counter()
-    reader = ChunkReader(video, chunk) if shipped is None else PayloadReader(shipped)
+    reader = (
+        ChunkReader(params.video, chunk, params.frame_step, decode_threads, cache_dir)
+        if shipped is None
+        else PayloadReader(shipped)
+    )
     for index, frame in reader:
         timings["decode"] += time.perf_counter() - mark
         record.frames_sampled += 1
@@ -58,21 +63,21 @@ def detect_chunk(
         t0 = time.perf_counter()
         faces = detector.detect(
             frame,
-            input_size=tuple(params["det_input"]),
-            det_thresh=params["det_thresh"],
-            nms_thresh=params["nms_thresh"],
-            min_face=params["min_face"],
+            input_size=params.det_input,
+            det_thresh=params.det_thresh,
+            nms_thresh=params.nms_thresh,
+            min_face=params.min_face,
         )
         t1 = time.perf_counter()
         for n, face in enumerate(faces):
             record.faces.append(
-                {
-                    "frame": index,
-                    "index": n,
-                    "bbox": [round(float(v), 2) for v in face.bbox],
-                    "det_score": round(face.score, 5),
-                    "aligned": face.kps is not None,
-                }
+                DetectedFace(
+                    frame=index,
+                    index=n,
+                    bbox=[round(float(v), 2) for v in face.bbox],
+                    det_score=round(face.score, 5),
+                    aligned=face.kps is not None,
+                )
             )
             record.crops.append(encode_crop(align(frame, face)))
         t2 = time.perf_counter()
@@ -80,7 +85,7 @@ def detect_chunk(
         timings["align"] += t2 - t1
         mark = time.perf_counter()
     record.frames_read = reader.grabbed
-    record.frames_unreadable = len(chunk.frames()) - record.frames_sampled
+    record.frames_unreadable = len(chunk.frames(params.frame_step)) - record.frames_sampled
     record.timings = {k: round(v, 4) for k, v in timings.items()}
     return record
 
@@ -88,8 +93,7 @@ def detect_chunk(
 def embed_record(record: ChunkRecord, embedder: FaceEmbedder, keep_crops: bool) -> ChunkRecord:
     """Embed the record's crops in one batch; keep crops only if they are to be saved."""
     t0 = time.perf_counter()
-    crops = record.crop_images()
-    matrix = embedder.embed(crops)
+    matrix = embedder.embed([decode_crop(crop) for crop in record.crops])
     record.set_embeddings(matrix)
     if not keep_crops:
         record.crops = []

@@ -1,22 +1,30 @@
-"""One typed source of truth for every setting.
+"""One typed source of truth for every setting: the run's knobs and every worker variable.
 
 Defaults live here, environment variables (``FACEPIPE_<NAME>``) override them, and
-command-line flags override both. The CLI builds its flags from these fields, so a
-setting's name, type, default and help text are written exactly once. Workers build
-the same object from their environment, so a worker on another host is configured
-the same way as the CLI.
+command-line flags override both. Two models share this module:
+
+* :class:`Settings`: everything ``facepipe run`` (and the other commands) can be told.
+  The CLI builds its flags from these fields, so a setting's name, type, default and
+  help text are written exactly once.
+* :class:`WorkerSettings`: every variable a worker process reads (broker, model files,
+  threads, redelivery, caches, test hooks). ``celeryconfig.py`` and the tasks read it;
+  nothing in facepipe reads ``os.environ`` itself.
+
+The model-loading fields (``ort_threads``, ``providers``, ``det_model``, ``rec_model``)
+belong to both, through :class:`ModelSettings`, so each has one default.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import Field, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from facepipe.errors import FacepipeError
+
+ENV_PREFIX = "FACEPIPE_"
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -31,10 +39,23 @@ def parse_size(text: str) -> tuple[int, int]:
     return width, height
 
 
-class Settings(BaseSettings):
-    """Every knob of a run. Field descriptions double as ``--help`` text."""
+class ModelSettings(BaseSettings):
+    """How a process loads and runs the two ONNX models (shared by the CLI and workers)."""
 
-    model_config = SettingsConfigDict(env_prefix="FACEPIPE_", extra="ignore", env_ignore_empty=True)
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", env_ignore_empty=True)
+
+    det_model: Path | None = Field(None, description="SCRFD .onnx file (default: found automatically)")
+    rec_model: Path | None = Field(None, description="ArcFace .onnx file (default: found automatically)")
+    providers: str = Field(
+        "auto",
+        pattern="^(auto|cpu|cuda)$",
+        description="ONNX Runtime: auto (CUDA where onnxruntime-gpu sees a GPU, else CPU), cpu, cuda",
+    )
+    ort_threads: int = Field(0, ge=0, description="ONNX Runtime threads per worker process (0 = its default)")
+
+
+class Settings(ModelSettings):
+    """Every knob of a run. Field descriptions double as ``--help`` text."""
 
     # Sampling and the blur gate (run before detection, so blurry frames cost no inference).
     frame_step: int = Field(15, ge=1, description="process every Nth frame (1 = every frame)")
@@ -52,14 +73,13 @@ class Settings(BaseSettings):
     )
 
     # Detection and alignment.
-    det_input: tuple[int, int] = Field(
+    # NoDecode: FACEPIPE_DET_INPUT=640x384 is text for the validator below, not JSON.
+    det_input: Annotated[tuple[int, int], NoDecode] = Field(
         (640, 640), description="SCRFD input size WIDTHxHEIGHT (multiples of 32)"
     )
     det_thresh: float = Field(0.7, gt=0, lt=1, description="minimum detection score")
     nms_thresh: float = Field(0.4, gt=0, le=1, description="non-maximum suppression IoU")
     min_face: int = Field(60, ge=0, description="drop faces narrower than N px")
-    det_model: Path | None = Field(None, description="SCRFD .onnx file (default: found automatically)")
-    rec_model: Path | None = Field(None, description="ArcFace .onnx file (default: found automatically)")
 
     # Identity clustering.
     sim_thresh: float = Field(
@@ -81,7 +101,9 @@ class Settings(BaseSettings):
     num_det: int = Field(1, ge=1, description="detect worker processes (embedded mode)")
     num_emb: int = Field(1, ge=1, description="embed worker processes (embedded mode)")
     broker: str | None = Field(
-        None, description="redis:// URL of running workers' broker (default: embedded server)"
+        None,
+        description="redis:// URL of running workers' broker (default: FACEPIPE_BROKER_URL if set, "
+        "else an embedded server)",
     )
     redis_host: str | None = Field(
         None, description="broker/store host; shorthand for --broker redis://HOST:PORT/0"
@@ -90,12 +112,6 @@ class Settings(BaseSettings):
     redis_prefix: str = Field(
         "facepipe", min_length=1, description="key prefix; each run lives under PREFIX:run:ID"
     )
-    providers: str = Field(
-        "auto",
-        pattern="^(auto|cpu|cuda)$",
-        description="ONNX Runtime: auto (CUDA where onnxruntime-gpu sees a GPU, else CPU), cpu, cuda",
-    )
-    ort_threads: int = Field(0, ge=0, description="ONNX Runtime threads per worker process (0 = its default)")
     ship_frames: bool = Field(
         False,
         description="send sampled frames inside the task messages (JPEG) for workers that "
@@ -133,30 +149,66 @@ class Settings(BaseSettings):
             return self.broker
         if self.redis_host:
             return f"redis://{self.redis_host}:{self.redis_port}/0"
-        return os.environ.get("FACEPIPE_BROKER_URL") or None
+        return WorkerSettings().broker_url
 
-    def run_params(self) -> dict[str, Any]:
-        """The settings a worker needs for one run, as plain JSON (they travel in each task)."""
-        return {
-            "frame_step": self.frame_step,
-            "blur_enable": self.blur_enable,
-            "blur_var_thresh": self.blur_var_thresh,
-            "blur_grid": self.blur_grid,
-            "blur_grid_min_keep": self.blur_grid_min_keep,
-            "blur_resize": self.blur_resize,
-            "det_input": list(self.det_input),
-            "det_thresh": self.det_thresh,
-            "nms_thresh": self.nms_thresh,
-            "min_face": self.min_face,
-            "det_model": str(self.det_model) if self.det_model else None,
-            "rec_model": str(self.rec_model) if self.rec_model else None,
-            "sim_thresh": self.sim_thresh,
-            "merge_thresh": self.merge_thresh,
-            "refine_limit": self.refine_limit,
-            "save_images": self.save_images,
-            "save_dir": str(self.save_dir) if self.save_dir else None,
-            "task_retries": self.task_retries,
-        }
+
+class WorkerSettings(ModelSettings):
+    """Every environment variable a worker process reads, with its one default.
+
+    Set them in the worker's environment (compose's ``.env``, a systemd unit, the shell);
+    the embedded default passes them to the workers it starts.
+    """
+
+    broker_url: str | None = Field(
+        None,
+        description="broker and run store, redis://[:PASSWORD@]HOST:PORT/DB (default redis://localhost:6379/0)",
+    )
+    tls_ca_certs: Path | None = Field(
+        None, description="CA bundle for a rediss:// broker (default: system CAs)"
+    )
+    result_backend: str | None = Field(None, description="Celery result backend (unused by facepipe: off)")
+    visibility_timeout: int = Field(
+        900,
+        ge=1,
+        description="seconds before a message taken by a vanished worker is redelivered; keep it above "
+        "the longest chunk's processing time",
+    )
+    restore_interval: int = Field(5, ge=1, description="how often (s) to look for such abandoned messages")
+    task_events: bool = Field(
+        True, description="send task events for Flower (the embedded default turns them off)"
+    )
+    preload: str = Field(
+        "", description="models to load at worker start-up: 'detector', 'embedder' (comma-separated)"
+    )
+    decode_threads: int = Field(
+        1, ge=0, description="FFmpeg decoder threads per process (0 = FFmpeg's choice)"
+    )
+    cv_threads: int = Field(
+        1, ge=0, description="OpenCV threads per process (parallelism comes from processes)"
+    )
+    cache_dir: Path = Field(
+        Path.home() / ".cache" / "facepipe" / "videos",
+        description="where http(s) videos are downloaded, once per host",
+    )
+    fault_inject: str = Field(
+        "",
+        description="TEST HOOK: 'stage:seq,...' SIGKILLs the worker after that chunk's work, before its ack",
+    )
+
+    def preloaded(self) -> set[str]:
+        return {name.strip() for name in self.preload.split(",") if name.strip()}
+
+    def as_env(self) -> dict[str, str]:
+        """The explicitly set fields as ``FACEPIPE_*`` variables, to hand to a child worker."""
+        env = {}
+        for name in self.model_fields_set:
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if isinstance(value, bool):
+                value = int(value)
+            env[ENV_PREFIX + name.upper()] = str(value)
+        return env
 
 
 def load_settings(**overrides: Any) -> Settings:
@@ -164,8 +216,25 @@ def load_settings(**overrides: Any) -> Settings:
     try:
         return Settings(**{k: v for k, v in overrides.items() if v is not None})
     except ValidationError as exc:
-        err = exc.errors()[0]
-        name = "--" + str(err["loc"][0]).replace("_", "-") if err["loc"] else "settings"
-        raise FacepipeError(
-            f"bad value for {name}: {err['msg'].removeprefix('Value error, ')} (see 'facepipe run --help')"
-        ) from None
+        raise FacepipeError(f"{describe_error(exc, flags=True)} (see 'facepipe run --help')") from None
+
+
+def load_worker_settings() -> WorkerSettings:
+    """The worker's settings from its environment; a bad variable becomes a one-line error."""
+    try:
+        return WorkerSettings()
+    except ValidationError as exc:
+        raise FacepipeError(describe_error(exc, flags=False)) from None
+
+
+def describe_error(exc: ValidationError, flags: bool) -> str:
+    """The first validation error as 'bad value for --flag: why' (or FACEPIPE_VAR for workers)."""
+    err = exc.errors()[0]
+    field = str(err["loc"][0]) if err["loc"] else ""
+    if not field:
+        name = "settings"
+    elif flags:
+        name = "--" + field.replace("_", "-")
+    else:
+        name = ENV_PREFIX + field.upper()
+    return f"bad value for {name}: {err['msg'].removeprefix('Value error, ')}"

@@ -19,21 +19,28 @@ Layout (``K = PREFIX:run:RUN_ID``):
 ``K:failed``                list    JSON of each chunk given up on, with the reason
 ``K:timings``               hash    seconds per stage (decode, blur, detect, align, embed), summed
 ``K:warnings``              list    problems to report (unsaved crops, unreadable frames)
+``K:fault:STAGE:SEQ``       string  test hook only: marks a fault injection as done
 ==========================  ======  ===========================================================
+
+The writer decides *what* a chunk changes (a :class:`Commit`); this module decides where
+it goes (:meth:`RunStore.queue_commit`), so no other module spells a key.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 import time
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import orjson
 import redis
 
+from facepipe.contracts import ChunkRecord, FaceLine, RunParams
 from facepipe.errors import FacepipeError
-from facepipe.identity import IdentityBank
+from facepipe.identity import DIM, IdentityBank
 
 STAT_FIELDS = (
     "frames_read",
@@ -49,6 +56,25 @@ STAT_FIELDS = (
     "chunks_applied",
     "chunks_failed",
 )
+
+
+class UnknownRun(FacepipeError):
+    """The run a message or command names has no record under that prefix."""
+
+
+@dataclass
+class Commit:
+    """Everything one writer transaction changes for chunk ``seq``, decided by the writer."""
+
+    seq: int
+    lines: list[FaceLine] = field(default_factory=list)
+    embeddings: np.ndarray = field(default_factory=lambda: np.zeros((0, DIM), dtype=np.float32))
+    #: identity id -> the identity's full row after this chunk
+    identities: dict[int, tuple[np.ndarray, np.ndarray, int, int]] = field(default_factory=dict)
+    stats: dict[str, int] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+    #: set when the chunk was given up on: {"seq", "frames": [start, stop], "reason"}
+    lost: dict[str, Any] | None = None
 
 
 def connect(url: str, timeout: float = 5.0) -> redis.Redis:
@@ -101,6 +127,11 @@ class RunStore:
     def key(self, name: str) -> str:
         return f"{self.base}:{name}"
 
+    @property
+    def next_key(self) -> str:
+        """The writer's fencing token: the seq of the next chunk to apply."""
+        return self.key("next")
+
     def chunk_key(self, seq: int) -> str:
         return self.key(f"chunk:{seq}")
 
@@ -108,11 +139,18 @@ class RunStore:
         return self.key(f"ident:{identity}")
 
     # -- run metadata ----------------------------------------------------------------
+    def exists(self) -> bool:
+        return bool(self.r.exists(self.key("meta")))
+
     def create(self, meta: dict[str, Any]) -> None:
-        """Record a new run; refuses to reuse an existing run id."""
+        """Record a new run; refuses to reuse an existing run id.
+
+        ``meta["params"]`` is the run's :class:`RunParams`, which workers read back with
+        :meth:`params`.
+        """
         if self.r.exists(self.key("meta")):
             raise FacepipeError(f"run {self.run_id} already exists under prefix {self.prefix}")
-        fields = {k: orjson.dumps(v) for k, v in meta.items()}
+        fields = {k: v.to_json() if isinstance(v, RunParams) else orjson.dumps(v) for k, v in meta.items()}
         fields["created"] = orjson.dumps(time.time())
         with self.r.pipeline() as pipe:
             pipe.hset(self.key("meta"), mapping=fields)
@@ -127,16 +165,66 @@ class RunStore:
     def set_meta(self, **values: Any) -> None:
         self.r.hset(self.key("meta"), mapping={k: orjson.dumps(v) for k, v in values.items()})
 
+    def params(self) -> RunParams:
+        """The run's parameters as the dispatcher recorded them (not as a message claims)."""
+        raw = self.r.hget(self.key("meta"), "params")
+        if raw is None:
+            raise UnknownRun(f"run {self.run_id} does not exist under prefix {self.prefix}")
+        return _parse_params(raw)
+
     # -- chunk results waiting for the writer ------------------------------------------
-    def put_chunk(self, seq: int, record: dict[str, Any]) -> bool:
-        """Store a chunk's result for the writer. Idempotent; a result already applied is dropped."""
-        if seq < self.next_seq():
+    def put_chunk(self, record: ChunkRecord) -> bool:
+        """Store a chunk's result for the writer. Idempotent; a result already applied is dropped.
+
+        A later result for the same chunk replaces an earlier one (a give-up record
+        replaces a result the writer could not apply).
+        """
+        if record.seq < self.next_seq():
             return False
         with self.r.pipeline() as pipe:
-            pipe.set(self.chunk_key(seq), orjson.dumps(record))
-            pipe.sadd(self.key("embedded"), seq)
+            pipe.set(self.chunk_key(record.seq), record.to_json())
+            pipe.sadd(self.key("embedded"), record.seq)
             pipe.execute()
         return True
+
+    def queue_commit(self, pipe: Any, commit: Commit) -> None:
+        """Queue one chunk's changes on a MULTI pipeline, ending with the fencing token's move."""
+        stats_key = self.key("stats")
+        if commit.lost is not None:
+            pipe.rpush(self.key("failed"), orjson.dumps(commit.lost))
+        for line, embedding in zip(commit.lines, commit.embeddings, strict=True):
+            pipe.rpush(self.key("faces"), line.to_json())
+            pipe.rpush(self.key("face_emb"), np.asarray(embedding, dtype=np.float32).tobytes())
+        for identity in sorted(commit.identities):
+            embedding, centroid, refine_count, count = commit.identities[identity]
+            pipe.hset(
+                self.ident_key(identity),
+                mapping={
+                    "embedding": embedding.tobytes(),
+                    "centroid": centroid.tobytes(),
+                    "refine_count": refine_count,
+                    "count": count,
+                },
+            )
+        for name, value in commit.stats.items():
+            if value:
+                pipe.hincrby(stats_key, name, value)
+        for stage, seconds in commit.timings.items():  # the workers' own timers, summed per run
+            pipe.hincrbyfloat(self.key("timings"), stage, seconds)
+        pipe.hset(stats_key, "last_applied_at", int(time.time()))
+        pipe.set(self.key("next"), commit.seq + 1)
+        pipe.delete(self.chunk_key(commit.seq))
+
+    def count_unsaved(self, unsaved: int) -> None:
+        """Crops the writer could not write to disk after a commit (they were counted as saved)."""
+        with self.r.pipeline() as pipe:
+            pipe.hincrby(self.key("stats"), "faces_saved", -unsaved)
+            pipe.hincrby(self.key("stats"), "faces_unsaved", unsaved)
+            pipe.execute()
+
+    def mark_once(self, name: str) -> bool:
+        """True the first time ``name`` is marked for this run (test hooks fire once per run)."""
+        return bool(self.r.set(self.key(f"fault:{name}"), 1, nx=True))
 
     def next_seq(self) -> int:
         return int(self.r.get(self.key("next")) or 0)
@@ -156,13 +244,13 @@ class RunStore:
             embedded, applied = pipe.execute()
         return int(embedded), int(applied or 0)
 
-    def faces(self) -> list[dict[str, Any]]:
-        return [orjson.loads(x) for x in self.r.lrange(self.key("faces"), 0, -1)]
+    def faces(self) -> list[FaceLine]:
+        return [FaceLine.model_validate_json(x) for x in self.r.lrange(self.key("faces"), 0, -1)]
 
     def face_embeddings(self) -> np.ndarray:
         rows = self.r.lrange(self.key("face_emb"), 0, -1)
         if not rows:
-            return np.zeros((0, 512), dtype=np.float32)
+            return np.zeros((0, DIM), dtype=np.float32)
         return np.stack([np.frombuffer(x, dtype=np.float32) for x in rows])
 
     def timings(self) -> dict[str, float]:
@@ -214,3 +302,9 @@ class RunStore:
 
 def list_runs(client: redis.Redis, prefix: str) -> list[str]:
     return [x.decode() for x in client.zrange(f"{prefix}:runs", 0, -1)]
+
+
+@functools.lru_cache(maxsize=64)
+def _parse_params(raw: bytes) -> RunParams:
+    """Parsed once per distinct record: every task of a run reads the same bytes."""
+    return RunParams.model_validate_json(raw)

@@ -16,9 +16,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from facepipe.contracts import Chunk, ShippedFrame
 from facepipe.errors import FacepipeError
-from facepipe.faces import decode_image, encode_image
 from facepipe.fetch import is_url, local_copy
+from facepipe.images import decode_image, encode_jpeg, from_base64, to_base64
 
 
 @dataclass(frozen=True)
@@ -32,27 +33,14 @@ class VideoInfo:
     height: int
 
 
-@dataclass(frozen=True)
-class Chunk:
-    """A run of consecutive sampled frames: ``range(start, stop, step)`` of the video."""
-
-    seq: int
-    start: int
-    stop: int
-    step: int
-
-    def frames(self) -> range:
-        return range(self.start, self.stop, self.step)
-
-
-def probe(location: str | os.PathLike[str]) -> VideoInfo:
+def probe(location: str | os.PathLike[str], cache_dir: Path | None = None) -> VideoInfo:
     """Open a video (path or http(s) URL) and read its frame count, fps and size.
 
     Raises a clear :class:`FacepipeError` when it is unusable. For a URL the returned
-    ``path`` stays the URL (workers fetch it themselves).
+    ``path`` stays the URL (workers fetch it themselves; ``cache_dir`` holds the copy).
     """
     if is_url(str(location)):
-        info = probe(local_copy(str(location)))
+        info = probe(local_copy(str(location), cache_dir))
         return VideoInfo(str(location), info.frame_count, info.fps, info.width, info.height)
     path = Path(location)
     if not path.exists():
@@ -90,17 +78,17 @@ def plan_chunks(frame_count: int, frame_step: int, chunk_size: int) -> list[Chun
     if frame_step < 1 or chunk_size < 1:
         raise ValueError("frame_step and chunk_size must be at least 1")
     span = frame_step * chunk_size
-    chunks = []
-    for seq, start in enumerate(range(0, frame_count, span)):
-        chunks.append(Chunk(seq, start, min(start + span, frame_count), frame_step))
-    return chunks
+    return [
+        Chunk(seq=seq, start=start, stop=min(start + span, frame_count))
+        for seq, start in enumerate(range(0, frame_count, span))
+    ]
 
 
-def open_capture(path: str) -> cv2.VideoCapture:
-    """A capture that decodes on one thread: workers run in parallel processes already, and
-    FFmpeg's own decoder threads only add overhead then (measured: 0.66 s against 0.97 s for
-    842 frames of 720p on one process)."""
-    threads = int(os.environ.get("FACEPIPE_DECODE_THREADS", "1"))
+def open_capture(path: str, threads: int = 1) -> cv2.VideoCapture:
+    """A capture with ``threads`` FFmpeg decoder threads. Workers use one
+    (``FACEPIPE_DECODE_THREADS``): they run in parallel processes already, and FFmpeg's own
+    decoder threads only add overhead then (measured: 0.66 s against 0.97 s for 842 frames
+    of 720p on one process)."""
     return cv2.VideoCapture(path, cv2.CAP_FFMPEG, [cv2.CAP_PROP_N_THREADS, threads])
 
 
@@ -113,17 +101,21 @@ class ChunkReader:
     announced frame count; ``grabbed`` and the frames yielded tell what was read.
     """
 
-    def __init__(self, path: str, chunk: Chunk) -> None:
-        self.path = str(local_copy(path)) if is_url(path) else path
+    def __init__(
+        self, path: str, chunk: Chunk, step: int, decode_threads: int = 1, cache_dir: Path | None = None
+    ) -> None:
+        self.path = str(local_copy(path, cache_dir)) if is_url(path) else path
         self.chunk = chunk
+        self.step = step
+        self.decode_threads = decode_threads
         self.grabbed = 0
 
     def __iter__(self) -> Iterator[tuple[int, np.ndarray]]:
-        chunk = self.chunk
-        sampled = chunk.frames()
+        chunk, step = self.chunk, self.step
+        sampled = chunk.frames(step)
         if not sampled:
             return
-        cap = open_capture(self.path)
+        cap = open_capture(self.path, self.decode_threads)
         if not cap.isOpened():
             raise OSError(f"cannot open video {self.path}")
         try:
@@ -133,7 +125,7 @@ class ChunkReader:
                 if not cap.grab():
                     return
                 self.grabbed += 1
-                if (index - chunk.start) % chunk.step == 0:
+                if (index - chunk.start) % step == 0:
                     ok, frame = cap.retrieve()
                     if not ok:
                         return
@@ -149,20 +141,21 @@ class PayloadReader:
     sampled frames and sends each as base64 JPEG with its frame index.
     """
 
-    def __init__(self, frames: list[tuple[int, str]]) -> None:
+    def __init__(self, frames: list[ShippedFrame]) -> None:
         self.frames = frames
         self.grabbed = 0
 
     def __iter__(self) -> Iterator[tuple[int, np.ndarray]]:
-        for index, text in self.frames:
+        for frame in self.frames:
             self.grabbed += 1
-            yield index, decode_frame(text)
+            yield frame.index, decode_frame(frame.jpeg)
 
 
 def encode_frame(frame: np.ndarray, quality: int = 95) -> str:
-    return encode_image(frame, ".jpg", [cv2.IMWRITE_JPEG_QUALITY, quality])
+    """A frame as base64 JPEG, to ship inside a detect message."""
+    return to_base64(encode_jpeg(frame, quality))
 
 
 def decode_frame(text: str) -> np.ndarray:
     """Inverse of :func:`encode_frame`; ValueError for anything that is not an image."""
-    return decode_image(text, "shipped frame")
+    return decode_image(from_base64(text, "shipped frame"), "shipped frame")

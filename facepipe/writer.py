@@ -17,20 +17,23 @@ token because the transaction *is* the fencing check: no lease to expire mid-wri
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-import numpy as np
 import orjson
 import redis
+from pydantic import ValidationError
 
+from facepipe.contracts import ChunkRecord, FaceLine, RunParams
+from facepipe.faces import decode_crop
 from facepipe.identity import IdentityBank
-from facepipe.records import ChunkRecord
-from facepipe.store import RunStore
+from facepipe.images import encode_jpeg
+from facepipe.store import Commit, RunStore
 
 log = logging.getLogger(__name__)
+
+#: JPEG quality of crops saved with --save-images
+SAVED_CROP_QUALITY = 95
 
 
 @dataclass
@@ -50,15 +53,15 @@ class Writer:
     max_cached_runs: int = 4
     _cache: dict[str, _CachedBank] = field(default_factory=dict)
 
-    def apply_ready(self, store: RunStore, params: dict[str, Any]) -> int:
+    def apply_ready(self, store: RunStore, params: RunParams) -> int:
         """Apply every chunk that is next in line. Returns the number of chunks applied."""
         applied = 0
         while self._apply_next(store, params):
             applied += 1
         return applied
 
-    def _apply_next(self, store: RunStore, params: dict[str, Any]) -> bool:
-        next_key = store.key("next")
+    def _apply_next(self, store: RunStore, params: RunParams) -> bool:
+        next_key = store.next_key
         while True:
             with store.r.pipeline() as pipe:
                 try:
@@ -71,18 +74,40 @@ class Writer:
                     fresh = cached is not None and cached.next_seq == seq
                     bank = cached.bank if fresh else store.load_bank(pipe)
                     self._cache.pop(store.base, None)  # the bank is mutated below
-                    record = ChunkRecord.from_json(raw)
+                    commit, saves = decide(bank, read_record(raw, seq), params)
                     pipe.multi()
-                    saves = _queue_chunk(pipe, store, bank, record, params)
-                    pipe.set(next_key, seq + 1)
-                    pipe.delete(store.chunk_key(seq))
+                    store.queue_commit(pipe, commit)
                     pipe.execute()
                 except redis.WatchError:
                     log.info("run %s chunk: another writer committed first; reloading", store.run_id)
                     continue
             self._remember(store.base, _CachedBank(seq + 1, bank))
+            if commit.lost:
+                log.warning(
+                    "run %s: chunk %d (frames %d-%d) lost: %s",
+                    store.run_id,
+                    seq,
+                    commit.lost["frames"][0],
+                    commit.lost["frames"][1] - 1,
+                    commit.lost["reason"],
+                )
             _save_crops(store, saves)
             return True
+
+    def give_up_next(self, store: RunStore, reason: str) -> bool:
+        """Replace the result of the chunk next in line, which cannot be applied, by a lost record.
+
+        The task layer calls this once retries are exhausted, so one bad chunk cannot stall
+        a run. Returns False when nothing is waiting.
+        """
+        seq = store.next_seq()
+        raw = store.r.get(store.chunk_key(seq))
+        if raw is None:
+            return False
+        stored = read_record(raw, seq)
+        store.put_chunk(ChunkRecord.lost(seq, stored.start, stored.stop, stored.step, reason))
+        self._cache.pop(store.base, None)
+        return True
 
     def _remember(self, base: str, cached: _CachedBank) -> None:
         self._cache[base] = cached
@@ -90,79 +115,73 @@ class Writer:
             self._cache.pop(next(iter(self._cache)))
 
 
-def _queue_chunk(
-    pipe: Any, store: RunStore, bank: IdentityBank, record: ChunkRecord, params: dict[str, Any]
-) -> list[tuple[Path, bytes]]:
-    """Match-or-add every face of the chunk and queue all writes on the MULTI pipeline."""
-    stats_key = store.key("stats")
+def read_record(raw: bytes, seq: int) -> ChunkRecord:
+    """The stored result of chunk ``seq``; one that cannot be read becomes a lost chunk.
+
+    A stored result is written by our own workers, so this only happens with a damaged
+    store or a foreign writer; the run moves past it instead of stalling.
+    """
+    try:
+        return ChunkRecord.model_validate_json(raw)
+    except ValidationError as exc:
+        reason = f"stored result unreadable: {exc.errors()[0]['msg']}"
+    try:  # keep the frame range when it is still legible, so the lost frames are counted
+        data = orjson.loads(raw)
+        start, stop, step = (int(data[k]) for k in ("start", "stop", "step"))
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+        start, stop, step = 0, 0, 1
+    return ChunkRecord.lost(seq, start, stop, max(1, step), reason)
+
+
+def decide(
+    bank: IdentityBank, record: ChunkRecord, params: RunParams
+) -> tuple[Commit, list[tuple[Path, bytes]]]:
+    """Match-or-add every face of the chunk (mutating ``bank``); return what to commit and
+    the crops to save once it is committed."""
+    commit = Commit(seq=record.seq)
     if record.failed:
-        lost = len(range(record.start, record.stop, record.step))
-        pipe.rpush(
-            store.key("failed"),
-            orjson.dumps({"seq": record.seq, "frames": [record.start, record.stop], "reason": record.failed}),
-        )
-        pipe.hincrby(stats_key, "chunks_failed", 1)
-        pipe.hincrby(stats_key, "frames_lost", lost)
-        log.warning(
-            "run %s: chunk %d (frames %d-%d) lost: %s",
-            store.run_id,
-            record.seq,
-            record.start,
-            record.stop - 1,
-            record.failed,
-        )
-        return []
+        commit.lost = {"seq": record.seq, "frames": [record.start, record.stop], "reason": record.failed}
+        commit.stats = {"chunks_failed": 1, "frames_lost": len(record.frames())}
+        return commit, []
 
     before = len(bank)
     touched: set[int] = set()
-    fps = float(params.get("fps") or 25.0)
     embeddings = record.embedding_matrix()
     saves: list[tuple[Path, bytes]] = []
-    save_dir = params.get("save_dir") if params.get("save_images") else None
+    save_dir = params.save_dir if params.save_images and record.crops else None
     for i, face in enumerate(record.faces):
-        match = bank.match_or_add(embeddings[i], params["sim_thresh"], params["refine_limit"])
+        match = bank.match_or_add(embeddings[i], params.sim_thresh, params.refine_limit)
         touched.add(match.identity)
-        line = {
-            "frame": face["frame"],
-            "time_s": round(face["frame"] / fps, 3),
-            "bbox": face["bbox"],
-            "det_score": face["det_score"],
-            "identity": match.identity,
-            "similarity": None if match.similarity is None else round(match.similarity, 6),
-        }
-        pipe.rpush(store.key("faces"), orjson.dumps(line))
-        pipe.rpush(store.key("face_emb"), embeddings[i].astype(np.float32).tobytes())
-        if save_dir and record.crops:
-            name = f"frame_{face['frame']}_{face['index']}.jpg"
-            saves.append((Path(save_dir) / str(match.identity) / name, record.crop_jpeg(i)))
-    for identity in sorted(touched):
-        pipe.hset(
-            store.ident_key(identity),
-            mapping={
-                "embedding": bank.embeddings[identity].tobytes(),
-                "centroid": bank.centroids[identity].tobytes(),
-                "refine_count": bank.refine_counts[identity],
-                "count": bank.counts[identity],
-            },
+        commit.lines.append(
+            FaceLine(
+                frame=face.frame,
+                time_s=round(face.frame / params.fps, 3),
+                bbox=face.bbox,
+                det_score=face.det_score,
+                identity=match.identity,
+                similarity=None if match.similarity is None else round(match.similarity, 6),
+            )
         )
-    for name, value in (
-        ("frames_read", record.frames_read),
-        ("frames_sampled", record.frames_sampled),
-        ("frames_blurry", record.frames_blurry),
-        ("frames_unreadable", record.frames_unreadable),
-        ("frames_lost", record.frames_unreadable),
-        ("faces_detected", len(record.faces)),
-        ("faces_embedded", len(record.faces)),
-        ("faces_saved", len(saves)),
-        ("identities", len(bank) - before),
-        ("chunks_applied", 1),
-    ):
-        if value:
-            pipe.hincrby(stats_key, name, value)
-    for stage, seconds in record.timings.items():  # the workers' own timers, summed per run
-        pipe.hincrbyfloat(store.key("timings"), stage, seconds)
-    pipe.hset(stats_key, "last_applied_at", int(time.time()))
-    return saves
+        if save_dir:
+            name = f"frame_{face.frame}_{face.index}.jpg"
+            jpeg = encode_jpeg(decode_crop(record.crops[i]), SAVED_CROP_QUALITY)
+            saves.append((Path(save_dir) / str(match.identity) / name, jpeg))
+    commit.embeddings = embeddings
+    commit.identities = {identity: bank.row(identity) for identity in touched}
+    commit.stats = {
+        "frames_read": record.frames_read,
+        "frames_sampled": record.frames_sampled,
+        "frames_blurry": record.frames_blurry,
+        "frames_unreadable": record.frames_unreadable,
+        "frames_lost": record.frames_unreadable,
+        "faces_detected": len(record.faces),
+        "faces_embedded": len(record.faces),
+        "faces_saved": len(saves),
+        "identities": len(bank) - before,
+        "chunks_applied": 1,
+    }
+    commit.timings = record.timings
+    return commit, saves
 
 
 def _save_crops(store: RunStore, saves: list[tuple[Path, bytes]]) -> None:
@@ -177,9 +196,7 @@ def _save_crops(store: RunStore, saves: list[tuple[Path, bytes]]) -> None:
             path.write_bytes(data)
         except OSError as exc:
             path.unlink(missing_ok=True)
-            unsaved = len(saves) - i
-            store.r.hincrby(store.key("stats"), "faces_saved", -unsaved)
-            store.r.hincrby(store.key("stats"), "faces_unsaved", unsaved)
+            store.count_unsaved(len(saves) - i)
             store.warn(
                 f"could not save face crops under {path.parent}: {exc.strerror or exc} "
                 "(free disk space or pick another --save-dir)"

@@ -10,7 +10,7 @@ if [ $# -gt 0 ]; then
 fi
 video=../shared/data/videos/hamilton_short.mp4
 if [ ! -f "$video" ]; then
-  video=$(PYTHONPATH=. .venv/bin/python scripts/make_demo_video.py)
+  video=$(.venv/bin/python -m facepipe.samples)
   echo "(../shared/data not found: using a video built from insightface's sample photo: $video)"
 fi
 exec .venv/bin/facepipe run "$video" --frame-step 3 --out facepipe-runs/demo --save-images

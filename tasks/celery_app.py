@@ -1,32 +1,58 @@
-"""The Celery application. Configuration comes from ``celeryconfig.py`` (itself from the env)."""
+"""The workers' Celery application, configured from ``celeryconfig.py`` via :mod:`facepipe.bridge`.
 
-from celery import Celery
-from celery.signals import worker_process_init
+Its signal handlers prepare a worker before the first task: model files named in
+``FACEPIPE_PRELOAD`` are checked when the worker starts (a wrong file stops it at once,
+in one log line) and loaded in each worker process, OpenCV gets one thread, and the
+test-only fault injection hooks in only when ``FACEPIPE_FAULT_INJECT`` is set.
+"""
 
-app = Celery("facepipe")
-app.config_from_object("celeryconfig")
+from __future__ import annotations
+
+import logging
+
+from celery.signals import worker_init, worker_process_init
+
+from facepipe.bridge import make_app
+from facepipe.errors import FacepipeError
+from facepipe.models import check_onnx, resolve_model
+from facepipe.settings import load_worker_settings
+
+app = make_app()
+log = logging.getLogger("facepipe.tasks")
+_settings = load_worker_settings()
+
+if _settings.fault_inject:
+    from tasks.faults import install_fault_injection
+
+    install_fault_injection(_settings.fault_inject)
+
+
+@worker_init.connect
+def _check_models(**_: object) -> None:
+    """Stop a worker whose preloaded model file is missing or wrong, before it takes work."""
+    for kind in sorted(_settings.preloaded()):
+        explicit = _settings.det_model if kind == "detector" else _settings.rec_model
+        try:
+            path = resolve_model(kind, explicit)
+            check_onnx(path, kind, "FACEPIPE_DET_MODEL" if kind == "detector" else "FACEPIPE_REC_MODEL")
+        except FacepipeError as exc:
+            log.critical("cannot start: %s", exc)
+            raise SystemExit(1) from None
 
 
 @worker_process_init.connect
 def _warm_up(**_: object) -> None:
-    """Prepare each worker process before its first task, not during it.
-
-    OpenCV gets one thread (parallelism comes from processes; its thread pool would only
-    fight ONNX Runtime for the cores), and the models named in ``FACEPIPE_PRELOAD``
-    ("detector", "embedder", comma-separated) are loaded now.
-    """
-    import os
-
+    """Load this process's models now, not during its first task; one OpenCV thread."""
     import cv2
 
-    cv2.setNumThreads(int(os.environ.get("FACEPIPE_CV_THREADS", "1")))
-    import insightface.model_zoo  # noqa: F401
-    import onnxruntime  # noqa: F401
+    from tasks.base import detector, embedder
 
-    from tasks import common
-
-    wanted = {x.strip() for x in os.environ.get("FACEPIPE_PRELOAD", "").split(",") if x.strip()}
-    if "detector" in wanted:
-        common.detector(None)
-    if "embedder" in wanted:
-        common.embedder(None)
+    cv2.setNumThreads(_settings.cv_threads)
+    wanted = _settings.preloaded()
+    try:
+        if "detector" in wanted:
+            detector(None)
+        if "embedder" in wanted:
+            embedder(None)
+    except FacepipeError as exc:  # the first task meets it again and stops the worker
+        log.critical("cannot preload a model: %s", exc)

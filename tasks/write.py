@@ -2,23 +2,26 @@
 
 from __future__ import annotations
 
+from facepipe.contracts import TaskMessage, WriteMessage
+from facepipe.stages import WRITE
 from facepipe.writer import Writer
+from tasks.base import RunContext, StageTask
 from tasks.celery_app import app
-from tasks.common import BadMessage, check_ids, log, maybe_inject_fault, run_params, run_store
 
 _writer = Writer()
 
 
-@app.task(name="facepipe.write")
-def write(run_id: str, seq: int, prefix: str = "facepipe") -> str:
-    """Nudge the writer: chunk ``seq`` is in. Applies it and any later chunks already waiting."""
-    try:
-        check_ids(run_id, seq, prefix)
-        store = run_store(prefix, run_id)
-        params = run_params(store)
-    except BadMessage as exc:
-        log.error("rejected write message: %s", exc)
-        return f"rejected: {exc}"
-    applied = _writer.apply_ready(store, params)
-    maybe_inject_fault(store, "write", seq)
-    return f"applied {applied} chunks"
+class WriterTask(StageTask):
+    skip_applied = False  # a nudge applies whatever is next in line, whichever chunk sent it
+
+    def give_up(self, run: RunContext, message: TaskMessage, reason: str) -> None:
+        """The writer is stuck on the chunk next in line, whichever chunk nudged it: record that
+        one as lost, then carry on with the rest."""
+        if _writer.give_up_next(run.store, reason):
+            _writer.apply_ready(run.store, run.params)
+
+
+@app.task(bind=True, base=WriterTask, name=WRITE.task, stage=WRITE, message_type=WriteMessage)
+def write(self: StageTask, run: RunContext, message: WriteMessage) -> str:
+    """Nudge the writer: chunk ``message.seq`` is in. Applies it and any later chunks already waiting."""
+    return f"applied {_writer.apply_ready(run.store, run.params)} chunks"

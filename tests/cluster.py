@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import shutil
+import signal
+import subprocess
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from facepipe.bridge import CelerySender
 from facepipe.dispatch import new_run_id, submit
-from facepipe.embedded import EmbeddedServer, EmbeddedWorkers
+from facepipe.embedded import EmbeddedServer, EmbeddedWorkers, kill_group, stop_process
 from facepipe.settings import Settings
+from facepipe.stages import Send
 from facepipe.store import RunStore, connect
 from facepipe.video import probe
 from tests.helpers import ROOT
@@ -23,6 +27,32 @@ FAST_RECOVERY = {
 }
 
 
+class RestartableWorkers(EmbeddedWorkers):
+    """Embedded workers that tests can kill with a real signal and start again."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._specs: dict[str, tuple[str, int, dict[str, str], bool]] = {}
+
+    def start_one(
+        self, name: str, queue: str, procs: int, env: dict[str, str], debug: bool = False
+    ) -> subprocess.Popen:
+        self._specs[name] = (queue, procs, env, debug)
+        return super().start_one(name, queue, procs, env, debug)
+
+    def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
+        """Send ``sig`` to worker ``name`` and its pool processes, and reap it."""
+        proc = self.procs[name]
+        kill_group(proc.pid, sig)
+        proc.wait()
+
+    def restart(self, name: str) -> subprocess.Popen:
+        queue, procs, env, debug = self._specs[name]
+        if self.procs[name].poll() is None:
+            stop_process(self.procs[name], grace=10)
+        return self.start_one(name, queue, procs, env, debug)
+
+
 class Cluster:
     """Server + named workers. ``run`` submits a video and waits, calling ``on_tick`` meanwhile."""
 
@@ -31,7 +61,7 @@ class Cluster:
         self.server = EmbeddedServer(self.tmp)
         self.server.start()
         self.env = {**FAST_RECOVERY, **(env or {})}
-        self.workers = EmbeddedWorkers(self.server.url, ROOT, self.tmp / "logs", "fault")
+        self.workers = RestartableWorkers(self.server.url, ROOT, self.tmp / "logs", "fault")
         self.client = connect(self.server.url)
 
     def start(self, name: str, queue: str, procs: int = 1, **env: str) -> None:
@@ -45,14 +75,12 @@ class Cluster:
         self,
         video: Path,
         settings: Settings,
-        send: Callable[[str, tuple[Any, ...]], None] | None = None,
+        send: Send | None = None,
         on_tick: Callable[[RunStore], None] | None = None,
         timeout: float = 120,
     ) -> RunStore:
-        from facepipe.runner import celery_sender
-
         store = RunStore(self.client, "fp", new_run_id())
-        chunks = submit(store, probe(video), settings, send or celery_sender(self.server.url))
+        chunks = submit(store, probe(video), settings, send or CelerySender(self.server.url))
         deadline = time.monotonic() + timeout
         while store.next_seq() < len(chunks):
             if on_tick is not None:
@@ -85,7 +113,7 @@ def identity_table(store: RunStore) -> dict[str, Any]:
             }
             for i in range(len(bank))
         ],
-        "faces": store.faces(),
+        "faces": [face.model_dump() for face in store.faces()],
         "stats": {k: stats[k] for k in ("frames_sampled", "faces_detected", "faces_embedded", "identities")},
     }
 

@@ -13,51 +13,16 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-import cv2
-import numpy as np
 import pytest
 
 from facepipe.embedded import EmbeddedServer, EmbeddedWorkers
+from facepipe.samples import insightface_image, t1_frames, write_video
 from facepipe.store import connect
+
+__all__ = ["SHARED", "insightface_image", "t1_frames", "write_video"]
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("FACEPIPE_SHARED_DATA", ROOT.parent / "shared" / "data"))
-
-
-def insightface_image(name: str = "t1.jpg") -> np.ndarray:
-    import importlib.util
-
-    spec = importlib.util.find_spec("insightface")
-    assert spec is not None and spec.origin
-    path = Path(spec.origin).parent / "data" / "images" / name
-    image = cv2.imread(str(path))
-    assert image is not None, path
-    return image
-
-
-def write_video(path: Path, frames: list[np.ndarray], fps: float = 10.0) -> Path:
-    height, width = frames[0].shape[:2]
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
-    assert writer.isOpened()
-    for frame in frames:
-        writer.write(frame)
-    writer.release()
-    return path
-
-
-def t1_frames(count: int = 24) -> list[np.ndarray]:
-    """Frames of t1.jpg (six people) panned slightly, with every 4th frame mirrored."""
-    image = insightface_image()
-    height, width = image.shape[:2]
-    frames = []
-    for i in range(count):
-        shift = (i % 8) * 4
-        matrix = np.float32([[1, 0, shift], [0, 1, shift // 2]])
-        frame = cv2.warpAffine(image, matrix, (width, height), borderMode=cv2.BORDER_REPLICATE)
-        if i % 4 == 3:
-            frame = cv2.flip(frame, 1)
-        frames.append(frame)
-    return frames
 
 
 @pytest.fixture(scope="session")
@@ -101,3 +66,11 @@ def workers(server: EmbeddedServer, tmp_path_factory: pytest.TempPathFactory) ->
         yield pool
     finally:
         pool.stop()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Everything outside ``tests/unit`` starts real servers, workers or subprocesses."""
+    unit = Path(__file__).parent / "unit"
+    for item in items:
+        if unit not in Path(item.fspath).parents:
+            item.add_marker(pytest.mark.integration)

@@ -38,8 +38,11 @@ def reference_cluster(embeddings: np.ndarray, sim_thresh: float, refine_limit: i
     return {"identities": identities, "assignments": assignments, "similarities": similarities}
 
 
-def sequential_run(video: str, params: dict, detector, embedder) -> dict:
-    """The whole seed algorithm in one plain loop over the sampled frames, in order."""
+def sequential_run(video: str, params, detector, embedder) -> dict:
+    """The whole seed algorithm in one plain loop over the sampled frames, in order.
+
+    ``params`` is anything with the settings' attribute names (a ``Settings`` works).
+    """
     import cv2
 
     from facepipe.faces import align
@@ -51,14 +54,14 @@ def sequential_run(video: str, params: dict, detector, embedder) -> dict:
         ok = cap.grab()
         if not ok:
             break
-        if index % params["frame_step"] == 0:
+        if index % params.frame_step == 0:
             _, frame = cap.retrieve()
             found = detector.detect(
                 frame,
-                input_size=tuple(params["det_input"]),
-                det_thresh=params["det_thresh"],
-                nms_thresh=params["nms_thresh"],
-                min_face=params["min_face"],
+                input_size=tuple(params.det_input),
+                det_thresh=params.det_thresh,
+                nms_thresh=params.nms_thresh,
+                min_face=params.min_face,
             )
             crops = [align(frame, f) for f in found]
             if crops:
@@ -66,10 +69,10 @@ def sequential_run(video: str, params: dict, detector, embedder) -> dict:
             faces.extend({"frame": index, "bbox": [float(v) for v in f.bbox]} for f in found)
         index += 1
     cap.release()
-    result = reference_cluster(np.array(embeddings), params["sim_thresh"], params["refine_limit"])
+    result = reference_cluster(np.array(embeddings), params.sim_thresh, params.refine_limit)
     result["faces"] = faces
     result["final"] = result["assignments"]
-    merge_thresh = params.get("merge_thresh", 0)
+    merge_thresh = params.merge_thresh
     if merge_thresh and len(result["identities"]) > 1:
         from facepipe.merge import merge_run  # tested on its own in test_clustering.py
 

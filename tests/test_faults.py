@@ -13,11 +13,22 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from facepipe.bridge import CelerySender
+from facepipe.contracts import (
+    Chunk,
+    ChunkRecord,
+    DetectedFace,
+    EmbedMessage,
+    RunParams,
+    TaskMessage,
+    WriteMessage,
+)
 from facepipe.embedded import EmbeddedServer
-from facepipe.records import ChunkRecord
 from facepipe.settings import Settings
+from facepipe.stages import DETECT, EMBED, WRITE, Stage
 from facepipe.store import RunStore, connect
 from facepipe.video import plan_chunks, probe
 from tests.cluster import Cluster, describe, identity_table
@@ -77,8 +88,7 @@ def _restart_dead(cluster: Cluster) -> list[str]:
 
 def test_clean_run_equals_the_sequential_reference(clean: dict, video: Path) -> None:
     detector, embedder = reference_models()
-    params = {**SETTINGS.run_params(), "det_input": list(SETTINGS.det_input)}
-    ref = sequential_run(str(video), params, detector, embedder)
+    ref = sequential_run(str(video), SETTINGS, detector, embedder)
     assert [f["identity"] for f in clean["faces"]] == ref["assignments"]
     assert [i["count"] for i in clean["identities"]] == [i["count"] for i in ref["identities"]]
     assert len(clean["identities"]) == (6 if video.name.startswith("t1") else len(ref["identities"]))
@@ -120,14 +130,12 @@ def test_sigkill_between_work_and_ack(cluster: Cluster, clean: dict, video: Path
 
 
 def test_every_message_delivered_twice(cluster: Cluster, clean: dict, video: Path) -> None:
-    from facepipe.runner import celery_sender
-
     cluster.start_all()
-    send_once = celery_sender(cluster.server.url)
+    send_once = CelerySender(cluster.server.url)
 
-    def send_twice(name: str, args: tuple) -> None:
-        send_once(name, args)
-        send_once(name, args)
+    def send_twice(stage: Stage, message: TaskMessage) -> None:
+        send_once(stage, message)
+        send_once(stage, message)
 
     store = cluster.run(video, SETTINGS, send=send_twice)
     table = identity_table(store)
@@ -154,24 +162,25 @@ def test_more_workers_give_the_same_table(cluster: Cluster, clean: dict, video: 
 
 
 def test_a_corrupt_chunk_is_retried_then_reported_lost(cluster: Cluster, clean: dict, video: Path) -> None:
-    from facepipe.runner import celery_sender
-
     cluster.start_all()
-    send = celery_sender(cluster.server.url)
+    send = CelerySender(cluster.server.url)
 
     face_frames = {f["frame"] for f in clean["faces"]}
-    target = next(c for c in _chunks(video)[1:] if face_frames & set(c.frames()))  # a chunk with faces
+    step = SETTINGS.frame_step
+    target = next(c for c in _chunks(video)[1:] if face_frames & set(c.frames(step)))  # a chunk with faces
 
-    def corrupt_one_chunk(name: str, args: tuple) -> None:
-        run_id, seq, start, stop, prefix = args
-        if seq != target.seq:
-            return send(name, args)
-        record = ChunkRecord(seq, start, stop, SETTINGS.frame_step, frames_sampled=2, frames_read=2)
+    def corrupt_one_chunk(stage: Stage, message: TaskMessage) -> None:
+        chunk = message.chunk
+        if chunk.seq != target.seq:
+            return send(stage, message)
+        record = ChunkRecord(
+            seq=chunk.seq, start=chunk.start, stop=chunk.stop, step=step, frames_sampled=2, frames_read=2
+        )
         record.faces = [
-            {"frame": start, "index": 0, "bbox": [0, 0, 99, 99], "det_score": 0.9, "aligned": True}
+            DetectedFace(frame=chunk.start, index=0, bbox=[0, 0, 99, 99], det_score=0.9, aligned=True)
         ]
         record.crops = ["bm90IGFuIGltYWdl"]  # base64 of "not an image"
-        send("facepipe.embed", (run_id, seq, prefix, record.to_dict()))
+        send(EMBED, EmbedMessage(run_id=message.run_id, prefix=message.prefix, chunk=chunk, record=record))
 
     store = cluster.run(video, SETTINGS, send=corrupt_one_chunk)
     failed = store.failed()
@@ -181,34 +190,102 @@ def test_a_corrupt_chunk_is_retried_then_reported_lost(cluster: Cluster, clean: 
     )
     assert "not a 112x112 colour image" in failed[0]["reason"]
     stats = store.stats()
-    assert stats["chunks_failed"] == 1 and stats["frames_lost"] == len(lost.frames())
+    assert stats["chunks_failed"] == 1 and stats["frames_lost"] == len(lost.frames(step))
     assert stats["chunks_applied"] == len(_chunks(video)) - 1
     faces = store.faces()
-    assert {f["frame"] for f in faces} == face_frames - set(lost.frames()) != face_frames
+    assert {f.frame for f in faces} == face_frames - set(lost.frames(step)) != face_frames
     print(
         f"\ncorrupt chunk {target.seq}: lost frames {lost.start}-{lost.stop - 1} reported "
         f"({failed[0]['reason']}); {len(faces)} faces kept"
     )
 
 
+def test_a_chunk_the_writer_cannot_apply_is_retried_then_lost_not_stalled(
+    cluster: Cluster, video: Path
+) -> None:
+    """A stored result whose crop cannot be decoded for saving makes every write attempt fail."""
+    cluster.start("writer", "writer")
+    settings = Settings(
+        frame_step=2, chunk_size=2, task_retries=1, save_images=True, save_dir=cluster.tmp / "faces"
+    )
+    store = RunStore(cluster.client, "fp", "unapplicable")
+    store.create({"params": RunParams.build(settings, probe(video)), "chunks": 3})
+    damaged = ChunkRecord(seq=1, start=4, stop=8, step=2, frames_sampled=2)
+    damaged.faces = [DetectedFace(frame=4, index=0, bbox=[0, 0, 80, 80], det_score=0.9, aligned=True)]
+    damaged.crops = ["bm90IGFuIGltYWdl"]  # base64 of "not an image"
+    damaged.set_embeddings(np.ones((1, 512), np.float32) / np.sqrt(512))
+    for record in (
+        ChunkRecord(seq=0, start=0, stop=4, step=2),
+        damaged,
+        ChunkRecord(seq=2, start=8, stop=12, step=2),
+    ):
+        store.put_chunk(record)
+    CelerySender(cluster.server.url)(
+        WRITE, WriteMessage(run_id=store.run_id, prefix="fp", chunk=Chunk(seq=0, start=0, stop=4))
+    )
+    deadline = time.monotonic() + 30
+    while store.next_seq() < 3 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert store.next_seq() == 3, f"the run stalled at chunk {store.next_seq()}"
+    failed = store.failed()
+    assert [f["seq"] for f in failed] == [1] and "112x112" in failed[0]["reason"], failed
+    assert store.stats()["chunks_applied"] == 2 and store.stats()["frames_lost"] == 2
+    log = (cluster.tmp / "logs" / "writer.log").read_text()
+    assert "retry 1" in log and "giving up after 1 retries" in log
+
+
+def test_a_worker_whose_model_cannot_load_stops_and_loses_nothing(
+    cluster: Cluster, clean: dict, video: Path
+) -> None:
+    # Preloaded: the worker refuses to start, saying why in one line.
+    cluster.start(
+        "detect-preload", "detect", FACEPIPE_PRELOAD="detector", FACEPIPE_DET_MODEL="/no/such/det.onnx"
+    )
+    proc = cluster.workers.procs["detect-preload"]
+    assert proc.wait(timeout=60) != 0
+    log = (cluster.tmp / "logs" / "detect-preload.log").read_text()
+    assert "cannot start: model file not found: /no/such/det.onnx" in log
+    # Loaded on first use: the first chunk stops the worker and goes back to the queue.
+    broken = cluster.tmp / "broken.onnx"
+    broken.write_bytes(b"not a model")
+    cluster.start("detect", "detect", FACEPIPE_DET_MODEL=str(broken))
+    cluster.start("embed", "embed")
+    cluster.start("writer", "writer")
+    restarted: list[str] = []
+
+    def heal(store: RunStore) -> None:
+        if not restarted and cluster.workers.procs["detect"].poll() is not None:
+            assert store.failed() == [], "a chunk was recorded lost instead of requeued"
+            restarted.append("detect")
+            cluster.start("detect", "detect")  # a healthy worker takes the requeued chunk
+
+    table = identity_table(cluster.run(video, SETTINGS, on_tick=heal))
+    assert restarted == ["detect"], "the broken worker did not stop"
+    log = (cluster.tmp / "logs" / "detect.log").read_text()
+    assert f"{broken} is not a valid ONNX model" in log and "this worker stops" in log
+    assert table == clean
+
+
 def test_malformed_messages_are_rejected_and_workers_survive(
     cluster: Cluster, clean: dict, video: Path
 ) -> None:
-    from facepipe.runner import celery_sender
-
     cluster.start_all()
-    send = celery_sender(cluster.server.url)
+    app = CelerySender(cluster.server.url).app
+    chunk = {"seq": 0, "start": 0, "stop": 2}
     hostile = [
-        ("facepipe.detect", ("../../etc", 0, 0, 2, "fp")),
-        ("facepipe.detect", ("run", "zero", 0, 2, "fp")),
-        ("facepipe.detect", ("no-such-run", 0, 0, 2, "fp")),
-        ("facepipe.embed", ("run", 0, "fp", "not a record")),
-        ("facepipe.embed", ("run", 0, "fp", {"seq": 0, "evil": 1})),
-        ("facepipe.write", ("run", -1, "fp")),
-        ("facepipe.write", ("run", 0, "fp; FLUSHALL")),
+        (DETECT, {"run_id": "../../etc", "prefix": "fp", "chunk": chunk}),
+        (DETECT, {"run_id": "run", "prefix": "fp", "chunk": {"seq": "zero", "start": 0, "stop": 2}}),
+        (DETECT, {"run_id": "no-such-run", "prefix": "fp", "chunk": chunk}),
+        (DETECT, ("run", 0, 0, 2, "fp")),  # the old positional form: five arguments
+        (EMBED, {"run_id": "run", "prefix": "fp", "chunk": chunk, "record": "not a record"}),
+        (EMBED, {"run_id": "run", "prefix": "fp", "chunk": chunk, "record": {"seq": 0, "evil": 1}}),
+        (WRITE, {"run_id": "run", "prefix": "fp", "chunk": {"seq": -1, "start": 0, "stop": 2}}),
+        (WRITE, {"run_id": "run", "prefix": "fp; FLUSHALL", "chunk": chunk}),
+        (WRITE, "not even an object"),
     ]
-    for name, args in hostile:
-        send(name, args)
+    for stage, payload in hostile:
+        args = payload if isinstance(payload, tuple) else (payload,)
+        app.send_task(stage.task, args=args, connection=app.connection_for_write(cluster.server.url))
     time.sleep(1.0)
     table = identity_table(cluster.run(video, SETTINGS))
     assert all(proc.poll() is None for proc in cluster.workers.procs.values())
@@ -246,7 +323,7 @@ def test_embedded_server_keeps_a_run_across_a_crash(tmp_path: Path) -> None:
     srv.start()
     store = RunStore(connect(srv.url), "fp", "persist")
     store.create({"params": {"sim_thresh": 0.27}})
-    store.put_chunk(0, ChunkRecord(0, 0, 2, 1).to_dict())
+    store.put_chunk(ChunkRecord(seq=0, start=0, stop=2, step=1))
     time.sleep(1.5)  # appendfsync everysec
     srv.proc.send_signal(signal.SIGKILL)
     srv.proc.wait()

@@ -26,7 +26,8 @@ from typing import Any
 
 import pytest
 
-from facepipe.embedded import QUEUES, EmbeddedServer, EmbeddedWorkers
+from facepipe.embedded import EmbeddedServer, EmbeddedWorkers
+from facepipe.stages import QUEUES
 from tests.helpers import ROOT, facepipe, read_run
 
 USER, PASSWORD = "user", "pw"
@@ -196,8 +197,9 @@ def test_flower_shows_workers_tasks_and_queues(stack, t1_video: Path, tmp_path: 
         seqs = set()
         for task in tasks:
             assert task["state"] == "SUCCESS"
-            # args is Celery's repr: (run_id, seq, ...) for every stage.
-            args = re.match(r"\[?\(?'([^']+)', (\d+)", task["args"])
+            # args is Celery's repr of the one message: ({'run_id': ..., 'prefix': ...,
+            # 'chunk': {'seq': ...}, ...},) for every stage.
+            args = re.search(r"'run_id': '([^']+)', 'prefix': '[^']*', 'chunk': \{'seq': (\d+)", task["args"])
             assert args, task["args"]
             assert args.group(1) == run_id
             seqs.add(int(args.group(2)))

@@ -6,7 +6,7 @@ import onnxruntime
 import pytest
 
 from facepipe.errors import FacepipeError
-from facepipe.models import FaceDetector, FaceEmbedder, active_providers, execution_providers, resolve_model
+from facepipe.models import FaceDetector, FaceEmbedder, execution_providers, resolve_model
 from tests.conftest import insightface_image
 from tests.helpers import facepipe
 
@@ -25,8 +25,8 @@ def test_without_a_gpu_the_models_run_on_the_cpu_and_find_the_six_faces() -> Non
         pytest.skip("this machine has CUDA; the CPU fallback is what is tested here")
     detector = FaceDetector(resolve_model("detector"), 1, "auto")
     embedder = FaceEmbedder(resolve_model("embedder"), 1, "auto")
-    assert active_providers(detector.model) == ["CPUExecutionProvider"]
-    assert active_providers(embedder.model) == ["CPUExecutionProvider"]
+    assert detector.active_providers() == ["CPUExecutionProvider"]
+    assert embedder.active_providers() == ["CPUExecutionProvider"]
     faces = detector.detect(insightface_image(), min_face=0)
     assert len(faces) == 6 and all(f.kps is not None for f in faces)
 

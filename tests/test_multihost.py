@@ -30,7 +30,8 @@ from pathlib import Path
 
 import pytest
 
-from facepipe.embedded import server_binary, worker_command
+from facepipe.bridge import worker_command
+from facepipe.embedded import server_binary
 from tests.helpers import ROOT, assert_consistent, facepipe, read_run
 
 HOSTS = {"redis": 1, "det": 2, "emb": 3, "wri": 4, "cli": 5}  # namespace suffix -> last address octet

@@ -10,7 +10,7 @@ from facepipe.settings import Settings
 from tests.helpers import assert_consistent, facepipe, leftovers, read_run, reference_models
 from tests.reference import sequential_run
 
-PARAMS = {**Settings(frame_step=2).run_params()}  # the defaults, as the CLI runs them
+PARAMS = Settings(frame_step=2)  # the defaults, as the CLI runs them
 
 
 @pytest.fixture(scope="module")

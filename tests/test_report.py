@@ -19,14 +19,21 @@ import orjson
 import pytest
 
 from facepipe.bank import BANK_KEYS, load_bank, write_bank
+from facepipe.contracts import ChunkRecord, DetectedFace, RunParams
 from facepipe.errors import FacepipeError
-from facepipe.records import ChunkRecord
 from facepipe.report import CROPS_PER_IDENTITY, CSP, SCRIPT, build_report, fmt_time, report_command
+from facepipe.settings import Settings
 from facepipe.store import RunStore
+from facepipe.video import VideoInfo
 from facepipe.writer import Writer
 from tests.conftest import write_video
 
 # -- (a) the bank format, from records applied by the real writer -----------------------------
+
+
+def _params(**settings: object) -> RunParams:
+    fps = float(settings.pop("fps"))  # type: ignore[arg-type]
+    return RunParams.build(Settings(**settings), VideoInfo("/nowhere.mp4", 100, fps, 640, 480))
 
 
 def _unit(v: np.ndarray) -> np.ndarray:
@@ -36,7 +43,7 @@ def _unit(v: np.ndarray) -> np.ndarray:
 def test_write_bank_from_applied_chunks(redis_client, tmp_path: Path) -> None:
     rng = np.random.default_rng(7)
     store = RunStore(redis_client, "test-bank", uuid.uuid4().hex[:12])
-    params = {"sim_thresh": 0.5, "refine_limit": 3, "fps": 10.0, "frame_step": 2}
+    params = _params(sim_thresh=0.5, refine_limit=3, fps=10.0, frame_step=2)
     store.create({"video": "/nowhere.mp4", "params": params, "chunks": 4})
     people = _unit(rng.normal(size=(3, 512)))  # random unit vectors are near-orthogonal in 512-d
     plan = {0: [0, 1], 1: [0, 1, 2], 2: [2]}  # chunk seq -> which person each face shows
@@ -44,16 +51,20 @@ def test_write_bank_from_applied_chunks(redis_client, tmp_path: Path) -> None:
     for seq, who in plan.items():
         frame = seq * 4
         faces = [
-            {"frame": frame, "index": i, "bbox": [10.0 * i, 5.0, 10.0 * i + 40, 55.0], "det_score": 0.9}
+            DetectedFace(
+                frame=frame, index=i, bbox=[10.0 * i, 5.0, 10.0 * i + 40, 55.0], det_score=0.9, aligned=True
+            )
             for i in range(len(who))
         ]
         emb = _unit(people[who] + 0.02 * rng.normal(size=(len(who), 512)))
-        record = ChunkRecord(seq, frame, frame + 4, 2, frames_read=4, frames_sampled=2, faces=faces)
+        record = ChunkRecord(
+            seq=seq, start=frame, stop=frame + 4, step=2, frames_read=4, frames_sampled=2, faces=faces
+        )
         record.set_embeddings(emb)
-        store.put_chunk(seq, record.to_dict())
+        store.put_chunk(record)
         expected_faces += [(frame, p, e) for p, e in zip(who, emb, strict=True)]
-    lost = ChunkRecord(3, 12, 16, 2, failed="decoder crashed")  # a lost chunk adds no faces
-    store.put_chunk(3, lost.to_dict())
+    lost = ChunkRecord.lost(3, 12, 16, 2, "decoder crashed")  # a lost chunk adds no faces
+    store.put_chunk(lost)
     try:
         assert Writer().apply_ready(store, params) == 4
 
@@ -99,9 +110,9 @@ def test_write_bank_from_applied_chunks(redis_client, tmp_path: Path) -> None:
 
 def test_write_bank_of_a_run_without_faces(redis_client, tmp_path: Path) -> None:
     store = RunStore(redis_client, "test-bank", uuid.uuid4().hex[:12])
-    params = {"sim_thresh": 0.5, "refine_limit": 3, "fps": 25.0, "frame_step": 5}
+    params = _params(sim_thresh=0.5, refine_limit=3, fps=25.0, frame_step=5)
     store.create({"video": "/nowhere.mp4", "params": params, "chunks": 1})
-    store.put_chunk(0, ChunkRecord(0, 0, 10, 5, frames_read=6, frames_sampled=2).to_dict())
+    store.put_chunk(ChunkRecord(seq=0, start=0, stop=10, step=5, frames_read=6, frames_sampled=2))
     try:
         Writer().apply_ready(store, params)
         bank = load_bank(write_bank(store, tmp_path))

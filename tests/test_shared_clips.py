@@ -20,11 +20,10 @@ def models():
     return reference_models()
 
 
-def _params(frame_step: int) -> dict:
+def _params(frame_step: int):
     from facepipe.settings import Settings
 
-    params = Settings(frame_step=frame_step).run_params()
-    return params
+    return Settings(frame_step=frame_step)
 
 
 @pytest.mark.parametrize("clip", sorted(CLIPS))

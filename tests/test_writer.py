@@ -8,12 +8,16 @@ import threading
 import numpy as np
 import pytest
 
-from facepipe.records import ChunkRecord
+from facepipe.contracts import ChunkRecord, DetectedFace, RunParams
+from facepipe.settings import Settings
 from facepipe.store import RunStore, connect
+from facepipe.video import VideoInfo
 from facepipe.writer import Writer
 from tests.reference import reference_cluster
 
-PARAMS = {"sim_thresh": 0.27, "refine_limit": 30, "fps": 10.0}
+PARAMS = RunParams.build(
+    Settings(sim_thresh=0.27, frame_step=1), VideoInfo("/videos/none.mp4", 1000, 10.0, 640, 480)
+)
 
 
 def _faces(seed: int, people: int = 5, total: int = 60) -> np.ndarray:
@@ -29,10 +33,15 @@ def _records(faces: np.ndarray, per_chunk: int = 7) -> list[ChunkRecord]:
     for seq, start in enumerate(range(0, len(faces), per_chunk)):
         block = faces[start : start + per_chunk]
         record = ChunkRecord(
-            seq, start, start + per_chunk, 1, frames_read=per_chunk, frames_sampled=per_chunk
+            seq=seq,
+            start=start,
+            stop=start + per_chunk,
+            step=1,
+            frames_read=per_chunk,
+            frames_sampled=per_chunk,
         )
         record.faces = [
-            {"frame": start + i, "index": 0, "bbox": [0, 0, 80, 80], "det_score": 0.9, "aligned": True}
+            DetectedFace(frame=start + i, index=0, bbox=[0, 0, 80, 80], det_score=0.9, aligned=True)
             for i in range(len(block))
         ]
         record.set_embeddings(block)
@@ -63,13 +72,13 @@ def test_chunks_arriving_out_of_order_are_applied_in_order(store: RunStore) -> N
     order = [3, 1, 0, 2, 5, 4, 8, 6, 7]
     applied_after = []
     for seq in order:
-        store.put_chunk(seq, records[seq].to_dict())
+        store.put_chunk(records[seq])
         writer.apply_ready(store, PARAMS)
         applied_after.append(store.next_seq())
     # Nothing is applied while chunk 0 is missing; then everything contiguous at once.
     assert applied_after == [0, 0, 2, 4, 4, 6, 6, 7, 9]
     ref = reference_cluster(faces, 0.27, 30)
-    assert [f["identity"] for f in store.faces()] == ref["assignments"]
+    assert [f.identity for f in store.faces()] == ref["assignments"]
     assert store.stats()["faces_embedded"] == len(faces)
     bank = store.load_bank()
     assert bank.counts == [i["count"] for i in ref["identities"]]
@@ -84,11 +93,11 @@ def test_a_chunk_delivered_twice_is_applied_once(store: RunStore) -> None:
     records = _records(faces)
     writer = Writer()
     for record in records:
-        store.put_chunk(record.seq, record.to_dict())
-        store.put_chunk(record.seq, record.to_dict())  # duplicate before apply
+        store.put_chunk(record)
+        store.put_chunk(record)  # duplicate before apply
         writer.apply_ready(store, PARAMS)
         writer.apply_ready(store, PARAMS)
-        assert store.put_chunk(record.seq, record.to_dict()) is False  # late duplicate dropped
+        assert store.put_chunk(record) is False  # late duplicate dropped
         writer.apply_ready(store, PARAMS)
     stats = store.stats()
     assert stats["faces_embedded"] == 21 and stats["chunks_applied"] == 3
@@ -99,17 +108,17 @@ def test_a_chunk_delivered_twice_is_applied_once(store: RunStore) -> None:
 def test_a_failed_chunk_is_recorded_and_skipped(store: RunStore) -> None:
     faces = _faces(3, total=21)
     records = _records(faces)
-    failed = ChunkRecord(1, 7, 14, 1, failed="OSError: cannot read frames")
+    failed = ChunkRecord.lost(1, 7, 14, 1, "OSError: cannot read frames")
     writer = Writer()
-    store.put_chunk(0, records[0].to_dict())
-    store.put_chunk(1, failed.to_dict())
-    store.put_chunk(2, records[2].to_dict())
+    store.put_chunk(records[0])
+    store.put_chunk(failed)
+    store.put_chunk(records[2])
     assert writer.apply_ready(store, PARAMS) == 3
     assert store.failed() == [{"seq": 1, "frames": [7, 14], "reason": "OSError: cannot read frames"}]
     stats = store.stats()
     assert stats["chunks_failed"] == 1 and stats["frames_lost"] == 7 and stats["faces_embedded"] == 14
     kept = np.concatenate([faces[:7], faces[14:]])
-    assert [f["identity"] for f in store.faces()] == reference_cluster(kept, 0.27, 30)["assignments"]
+    assert [f.identity for f in store.faces()] == reference_cluster(kept, 0.27, 30)["assignments"]
 
 
 def test_two_writers_racing_give_the_single_writer_result(server, store: RunStore) -> None:
@@ -118,7 +127,7 @@ def test_two_writers_racing_give_the_single_writer_result(server, store: RunStor
     stores = [RunStore(connect(server.url), store.prefix, store.run_id) for _ in range(2)]
     writers = [Writer(), Writer()]
     for record in records:
-        store.put_chunk(record.seq, record.to_dict())
+        store.put_chunk(record)
 
     def work(i: int) -> None:
         for _ in range(50):
@@ -131,14 +140,14 @@ def test_two_writers_racing_give_the_single_writer_result(server, store: RunStor
         t.join()
     assert store.next_seq() == len(records)
     ref = reference_cluster(faces, 0.27, 30)
-    assert [f["identity"] for f in store.faces()] == ref["assignments"]
+    assert [f.identity for f in store.faces()] == ref["assignments"]
     assert store.stats()["faces_embedded"] == 140
     # A single writer replaying the same chunks produces the very same table.
     single = RunStore(store.r, "fptest", secrets.token_hex(4))
     single.create({"params": PARAMS})
     try:
         for record in records:
-            single.put_chunk(record.seq, record.to_dict())
+            single.put_chunk(record)
         Writer().apply_ready(single, PARAMS)
         assert _table(single) == _table(store)
     finally:
@@ -152,13 +161,13 @@ def test_runs_do_not_touch_each_other(redis_client) -> None:
     b.create({"params": PARAMS})
     try:
         rec = _records(_faces(5, total=7))[0]
-        a.put_chunk(0, rec.to_dict())
+        a.put_chunk(rec)
         Writer().apply_ready(a, PARAMS)
         assert a.stats()["faces_embedded"] == 7
         assert b.stats()["faces_embedded"] == 0 and b.next_seq() == 0
         a.delete()
         assert redis_client.keys(a.base + ":*") == []
-        assert b.meta()["params"] == PARAMS
+        assert b.params() == PARAMS
     finally:
         a.delete()
         b.delete()

@@ -56,10 +56,10 @@ def test_blur_resize_shrinks_before_scoring() -> None:
 @pytest.mark.parametrize("frames,step,size", [(275, 3, 8), (10, 15, 8), (1, 1, 1), (100, 1, 7), (121, 15, 8)])
 def test_plan_chunks_covers_every_sampled_frame_once_in_order(frames: int, step: int, size: int) -> None:
     chunks = plan_chunks(frames, step, size)
-    sampled = [f for c in chunks for f in c.frames()]
+    sampled = [f for c in chunks for f in c.frames(step)]
     assert sampled == list(range(0, frames, step))
     assert [c.seq for c in chunks] == list(range(len(chunks)))
-    assert all(len(c.frames()) <= size for c in chunks)
+    assert all(len(c.frames(step)) <= size for c in chunks)
     assert all(c.stop <= frames for c in chunks)
 
 

@@ -1,0 +1,157 @@
+"""The one task base of the three stages: what every chunk task does around its work.
+
+Around each stage's own work (``tasks/detect.py``, ``embed.py``, ``write.py``) the base:
+
+1. **validates** the message with its pydantic model (:mod:`facepipe.contracts`); a
+   malformed one is logged and dropped, never executed, retried or allowed to crash the
+   worker (Celery's ``pydantic=True`` would fail the task instead, so we validate here);
+2. **opens the run**: its store and its :class:`~facepipe.contracts.RunParams`, read
+   from Redis (a message never decides how a run is processed);
+3. **skips** a chunk the writer has already applied (a redelivery or a duplicate; the
+   writer's own nudges always run, as applying is idempotent and a retried nudge must
+   reach the chunk that failed);
+4. runs the stage, which receives ``(run, message)`` typed;
+5. on failure **retries** with Celery's exponential back-off (1, 2, 4 ... 30 s), at most
+   the run's ``--task-retries`` times, then **gives up**: the chunk is recorded as lost
+   so the writer moves past it (:meth:`StageTask.give_up`; the writer's own variant in
+   ``tasks/write.py``);
+6. stops the **worker** instead when its model cannot be loaded: the message goes back
+   to the queue for a healthy worker, and the log says why in one line.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import redis
+from celery import Task
+from celery.exceptions import Reject
+from celery.utils.time import get_exponential_backoff_interval
+from pydantic import ValidationError
+
+from facepipe.contracts import ChunkRecord, RunParams, TaskMessage, WriteMessage
+from facepipe.models import FaceDetector, FaceEmbedder, ModelLoadError
+from facepipe.settings import WorkerSettings, load_worker_settings
+from facepipe.stages import WRITE, Stage
+from facepipe.store import RunStore, UnknownRun, connect
+
+log = logging.getLogger("facepipe.tasks")
+
+#: what a task returns when it did no work (the fault-injection hook skips these)
+REJECTED, ALREADY_APPLIED, LOST = "rejected", "already applied", "lost"
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """The run a message belongs to: where it lives and how it is processed."""
+
+    store: RunStore
+    params: RunParams
+
+
+@functools.lru_cache(maxsize=1)
+def worker_settings() -> WorkerSettings:
+    return load_worker_settings()
+
+
+@functools.lru_cache(maxsize=4)
+def _client(url: str) -> redis.Redis:
+    return connect(url, timeout=30)
+
+
+@functools.lru_cache(maxsize=2)
+def detector(explicit: str | None) -> FaceDetector:
+    """This process's detector (loaded once): the run's ``--det-model``, else the worker's."""
+    settings = worker_settings()
+    model = FaceDetector.from_settings(
+        explicit or settings.det_model, settings.ort_threads, settings.providers
+    )
+    return model.load()  # type: ignore[return-value]
+
+
+@functools.lru_cache(maxsize=2)
+def embedder(explicit: str | None) -> FaceEmbedder:
+    """This process's embedder (loaded once): the run's ``--rec-model``, else the worker's."""
+    settings = worker_settings()
+    model = FaceEmbedder.from_settings(
+        explicit or settings.rec_model, settings.ort_threads, settings.providers
+    )
+    return model.load()  # type: ignore[return-value]
+
+
+def _reason(exc: Exception) -> str:
+    if isinstance(exc, ValidationError):
+        err = exc.errors()[0]
+        where = ".".join(str(part) for part in err["loc"]) or "message"
+        return f"{where}: {err['msg']}"
+    return str(exc)
+
+
+class StageTask(Task):
+    """Base of the stage tasks. The decorated function is the stage's work: ``(run, message)``."""
+
+    #: the pydantic model of this stage's message (set by the task decorator)
+    message_type: ClassVar[type[TaskMessage]]
+    #: the stage this task implements (set by the task decorator)
+    stage: ClassVar[Stage]
+    #: the call is validated by :attr:`message_type`, not by Celery's signature check
+    typing = False
+    #: drop the message when the writer is already past its chunk (a redelivery, a duplicate)
+    skip_applied: ClassVar[bool] = True
+    #: retry policy: exponential back-off in seconds, capped; the count is the run's
+    retry_backoff = 1
+    retry_backoff_max = 30
+    retry_jitter = False
+
+    def __call__(self, *args: Any, **kwargs: Any) -> str:
+        try:
+            if len(args) != 1 or kwargs:
+                raise ValueError(f"expected one message object, got {len(args)} arguments")
+            message = self.message_type.model_validate(args[0])
+            store = RunStore(_client(self.app.conf.broker_url), message.prefix, message.run_id)
+            run = RunContext(store, store.params())
+        except (ValidationError, UnknownRun, ValueError) as exc:
+            log.error("rejected %s message: %s", self.stage.name, _reason(exc))
+            return f"{REJECTED}: {_reason(exc)}"
+        if self.skip_applied and message.seq < run.store.next_seq():
+            return ALREADY_APPLIED
+        try:
+            # The tracer has pushed this delivery's request already (Task.__call__ would
+            # push a second, emptier one), so call the stage's function directly.
+            return self.run(run, message)
+        except ModelLoadError as exc:
+            self._stop_worker(exc)
+        except Exception as exc:  # noqa: BLE001 - any other failure: retried, then given up
+            retries = self.request.retries
+            if retries < run.params.task_retries:
+                log.warning("run %s chunk %d: %s; retry %d", run.store.run_id, message.seq, exc, retries + 1)
+                countdown = get_exponential_backoff_interval(
+                    self.retry_backoff, retries, self.retry_backoff_max, self.retry_jitter
+                )
+                raise self.retry(exc=exc, countdown=countdown, max_retries=run.params.task_retries) from None
+            log.error(
+                "run %s chunk %d: %s; giving up after %d retries", run.store.run_id, message.seq, exc, retries
+            )
+            self.give_up(run, message, f"{type(exc).__name__}: {exc}")
+            return LOST
+        raise AssertionError("unreachable")
+
+    def give_up(self, run: RunContext, message: TaskMessage, reason: str) -> None:
+        """Record the message's chunk as lost (replacing any result) and nudge the writer."""
+        chunk = message.chunk
+        run.store.put_chunk(
+            ChunkRecord.lost(chunk.seq, chunk.start, chunk.stop, run.params.frame_step, reason)
+        )
+        self.hand_on(WRITE, WriteMessage(run_id=message.run_id, prefix=message.prefix, chunk=chunk))
+
+    def hand_on(self, stage: Stage, message: TaskMessage) -> None:
+        """Send ``message`` to the next stage, by task name (stages never import each other)."""
+        self.app.send_task(stage.task, args=(message.payload(),))
+
+    def _stop_worker(self, exc: ModelLoadError) -> None:
+        log.critical("%s; this worker stops, and the chunk goes back to the queue for another", exc)
+        self.app.control.shutdown(destination=[self.request.hostname])
+        raise Reject(str(exc), requeue=True) from None
