@@ -1,0 +1,82 @@
+"""Face crops for the report, read back from the video: the only part of the report that decodes video.
+
+Each chosen frame is read with one seek, or with a few forward grabs when it is close
+after the previous one (seeking re-decodes from the last keyframe, so for
+nearby frames grabbing is cheaper). A crop becomes a base64 JPEG ``data:`` URI so the
+page stays one self-contained file. When the video cannot be read (moved, deleted), no
+crops come back, and the reason does, for the page to show instead.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from facepipe.images import encode_jpeg, square_crop, to_base64
+
+CROP_PX = 144
+CROP_MARGIN = 0.3  # of the box's longer side, added on every side
+CROP_FILL = 40  # dark grey where the square leaves the frame, so padding reads as "outside"
+JPEG_QUALITY = 85
+#: forward ``grab`` instead of seeking when the next wanted frame is this close
+GRAB_AHEAD = 48
+
+
+def crop_uri(frame: np.ndarray, bbox: list[float]) -> str | None:
+    """The face's square crop as a JPEG ``data:`` URI; None if it cannot be encoded (no crop shown)."""
+    crop = square_crop(frame, bbox, size=CROP_PX, margin=CROP_MARGIN, fill=CROP_FILL)
+    try:
+        return "data:image/jpeg;base64," + to_base64(encode_jpeg(crop, JPEG_QUALITY))
+    except ValueError:
+        return None
+
+
+def _frames(cap: cv2.VideoCapture, indices: list[int]) -> Iterator[tuple[int, np.ndarray]]:
+    """``(index, frame)`` for each of the sorted ``indices`` that can be read; unreadable ones are skipped."""
+    pos = 0  # index of the frame the next read returns
+    for index in indices:
+        if index < pos or index - pos > GRAB_AHEAD:
+            cap.set(cv2.CAP_PROP_POS_FRAMES, index)
+            pos = index
+        while pos < index and cap.grab():
+            pos += 1
+        ok, frame = cap.read() if pos == index else (False, None)
+        pos += 1
+        if ok and frame is not None:
+            yield index, frame
+
+
+def read_crops(video_path: str | None, wanted: list[dict[str, Any]]) -> tuple[dict[int, str], str | None]:
+    """Crop each wanted face (keyed by ``id(face)``) from the video; also says why not, if not.
+
+    Keyed by object identity because face dicts are not hashable and the caller holds
+    the very same dicts it passed in, so it finds each face's crop without a lookup key.
+    """
+    if not wanted:
+        return {}, None
+    if not video_path or not Path(video_path).is_file():
+        return {}, f"video not found at {video_path}" if video_path else "no video path recorded"
+    cap = cv2.VideoCapture(str(video_path))
+    if not cap.isOpened():
+        cap.release()
+        return {}, f"cannot open {video_path} as a video"
+    by_frame: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for face in wanted:
+        by_frame[int(face["frame"])].append(face)
+    crops: dict[int, str] = {}
+    try:
+        for index, frame in _frames(cap, sorted(by_frame)):
+            for face in by_frame[index]:
+                uri = crop_uri(frame, face["bbox"])
+                if uri:
+                    crops[id(face)] = uri
+    finally:
+        cap.release()
+    if not crops:
+        return crops, f"no frames could be read from {video_path}"
+    return crops, None
