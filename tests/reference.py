@@ -6,6 +6,8 @@ of facepipe's vectorised code, so that a bug in one is not repeated in the other
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import numpy as np
 
 
@@ -86,3 +88,51 @@ def sequential_run(video: str, params, detector, embedder) -> dict:
         result["final"] = [int(mapping[a]) for a in result["assignments"]]
     result["final_counts"] = {str(k): result["final"].count(k) for k in sorted(set(result["final"]))}
     return result
+
+
+def dense_merge_identities(
+    vectors: np.ndarray, weights: np.ndarray, cooccur: Iterable[tuple[int, int]], thresh: float
+) -> np.ndarray:
+    """The dense average linkage (O(n^3), n^2 memory) that facepipe's sparse pass must equal.
+
+    Average-linkage agglomeration of identities; returns old id -> representative (lowest) id.
+
+    Identity ``i`` is ``weights[i]`` points whose *sum* is ``vectors[i]``, so the linkage of
+    groups ``G`` and ``H``, the mean similarity over all their cross pairs of points, is
+    ``(sum_G vectors) . (sum_H vectors) / (W_G * W_H)``. With ``vectors`` the sums of the
+    unit face embeddings this is exactly the mean face-to-face cosine (UPGMA over faces,
+    constrained to the online partition); with count-weighted centroids it is the
+    count-weighted mean centroid cosine. The best pair is merged while its linkage is
+    ``>= thresh``, skipping pairs where any member of one co-occurred with any of the other.
+    Deterministic: ties go to the lowest ``(i, j)``.
+    """
+    vectors = np.asarray(vectors, dtype=np.float64)
+    n = len(vectors)
+    weight = np.asarray(weights, dtype=np.float64).copy()
+    forbidden = np.zeros((n, n), dtype=bool)
+    for a, b in cooccur:
+        forbidden[a, b] = forbidden[b, a] = True
+    sums = vectors.copy()
+    active = np.ones(n, dtype=bool)
+    parent = np.arange(n)
+    dots = sums @ sums.T
+    while True:
+        linkage = dots / np.outer(weight, weight)
+        allowed = np.triu(np.outer(active, active), 1) & ~forbidden
+        if not allowed.any():
+            break
+        linkage = np.where(allowed, linkage, -np.inf)
+        flat = int(np.argmax(linkage))
+        i, j = divmod(flat, n)
+        if linkage[i, j] < thresh:
+            break
+        # j joins i (i < j, so the representative stays the lowest id)
+        sums[i] += sums[j]
+        weight[i] += weight[j]
+        dots[i, :] += dots[j, :]
+        dots[:, i] += dots[:, j]
+        forbidden[i, :] |= forbidden[j, :]
+        forbidden[:, i] |= forbidden[:, j]
+        active[j] = False
+        parent[parent == j] = i
+    return parent
