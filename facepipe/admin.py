@@ -11,7 +11,7 @@ import json
 import redis
 
 from facepipe.errors import FacepipeError
-from facepipe.outputs import exit_status, finish_run, prepare_out
+from facepipe.outputs import exit_status, finish_run, format_summary, prepare_out
 from facepipe.settings import Settings
 from facepipe.store import RunStore, connect, list_runs, ping
 
@@ -76,7 +76,9 @@ def rebuild_outputs(settings: Settings, run_id: str) -> int:
         raise FacepipeError(f"run {run_id} is not finished yet (see 'facepipe status {run_id}')")
     out = prepare_out(settings.out, run_id)
     summary = json.loads((out / "summary.json").read_text()) if (out / "summary.json").is_file() else {}
-    return exit_status(finish_run(store, out, float(summary.get("elapsed_s") or 0.0)))
+    summary = finish_run(store, out, float(summary.get("elapsed_s") or 0.0))
+    print(format_summary(summary, out))
+    return exit_status(summary)
 
 
 def delete_run(settings: Settings, run_id: str) -> int:

@@ -108,7 +108,13 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=RUN_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    run.add_argument("video", help="video file (a path the workers can read)")
+    run.add_argument(
+        "videos",
+        nargs="+",
+        metavar="VIDEO",
+        help="video file(s), paths the workers can read (or http(s) URLs); several videos are the "
+        "episodes of a season: each gets OUT/<stem>/, and OUT/series/ holds one identity bank for all",
+    )
     _add_settings_flags(run)
 
     status = sub.add_parser("status", help="progress of a run on a broker")
@@ -161,9 +167,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = _settings_from_args(args)
         if args.command == "run":
-            from facepipe.runner import run_video
+            from facepipe.runner import run_videos
 
-            return run_video(args.video, settings)
+            return run_videos(args.videos, settings)
         if args.command == "status":
             from facepipe.admin import show_status
 

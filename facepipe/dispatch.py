@@ -8,10 +8,12 @@ progress lives in the run's Redis keys.
 
 from __future__ import annotations
 
+import itertools
 import secrets
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from tqdm import tqdm
@@ -29,9 +31,17 @@ def new_run_id() -> str:
     return datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(3)
 
 
-def submit(store: RunStore, info: VideoInfo, settings: Settings, send: Send) -> list[Chunk]:
-    """Record the run (its :class:`RunParams`, built once here) and queue one detect task per
-    chunk, in order."""
+@dataclass
+class PlannedRun:
+    """A run recorded in Redis, with the chunks it was planned into."""
+
+    store: RunStore
+    info: VideoInfo
+    chunks: list[Chunk]
+
+
+def create_run(store: RunStore, info: VideoInfo, settings: Settings) -> PlannedRun:
+    """Plan the video into chunks and record the run (its :class:`RunParams`, built once here)."""
     params = RunParams.build(settings, info)
     chunks = plan_chunks(info.frame_count, settings.frame_step, settings.chunk_size)
     store.create(
@@ -43,31 +53,38 @@ def submit(store: RunStore, info: VideoInfo, settings: Settings, send: Send) -> 
             "status": "running",
         }
     )
+    return PlannedRun(store, info, chunks)
+
+
+def send_chunks(runs: Sequence[PlannedRun], send: Send) -> None:
+    """One detect task per chunk, each run in order, the runs interleaved (round robin) so
+    that every run of a season is in flight at once and finishes about together."""
+    for batch in itertools.zip_longest(*(run.chunks for run in runs)):
+        for run, chunk in zip(runs, batch, strict=True):
+            if chunk is not None:
+                send(DETECT, DetectMessage(run_id=run.store.run_id, prefix=run.store.prefix, chunk=chunk))
+
+
+def submit(store: RunStore, info: VideoInfo, settings: Settings, send: Send) -> list[Chunk]:
+    """Record one run and queue its chunks (what tests and single-run callers need)."""
+    run = create_run(store, info, settings)
     if not settings.ship_frames:
-        for chunk in chunks:
-            send(DETECT, DetectMessage(run_id=store.run_id, prefix=store.prefix, chunk=chunk))
-    return chunks
+        send_chunks([run], send)
+    return run.chunks
 
 
 class FrameShipper(threading.Thread):
-    """``--ship-frames``: decode each chunk here and send its frames inside the message.
+    """``--ship-frames``: decode each chunk of a run here and send its frames inside the message.
 
     Runs beside :func:`follow`; keeps at most ``max_inflight`` chunks ahead of the writer
     so a long video does not pile up in the broker's memory. :meth:`check` re-raises an
     error from the thread in the caller.
     """
 
-    def __init__(
-        self,
-        store: RunStore,
-        info: VideoInfo,
-        chunks: list[Chunk],
-        settings: Settings,
-        send: Send,
-        max_inflight: int = 16,
-    ) -> None:
-        super().__init__(name="frame-shipper", daemon=True)
-        self.store, self.info, self.chunks, self.settings, self.send = store, info, chunks, settings, send
+    def __init__(self, run: PlannedRun, settings: Settings, send: Send, max_inflight: int = 16) -> None:
+        super().__init__(name=f"frame-shipper-{run.store.run_id}", daemon=True)
+        self.store, self.info, self.chunks = run.store, run.info, run.chunks
+        self.settings, self.send = settings, send
         self.max_inflight = max_inflight
         self.error: BaseException | None = None
         self.stopping = threading.Event()
@@ -105,51 +122,62 @@ class FrameShipper(threading.Thread):
 
 
 def follow(
-    store: RunStore,
-    total_chunks: int,
+    runs: Sequence[PlannedRun],
     *,
     stall_timeout: float,
     show_progress: bool = True,
     check_alive: Callable[[], None] | None = None,
     poll_s: float = 0.2,
 ) -> None:
-    """Block until every chunk is applied; raise a clear error if the run stalls.
+    """Block until every chunk of every run is applied, with one progress bar for them all;
+    raise a clear error if the runs stall.
 
     ``check_alive`` (embedded mode) raises if a worker the command started has died.
     """
-    last_state: tuple[int, int] | None = None
+    total = sum(len(run.chunks) for run in runs)
+    last_state: list[tuple[int, int]] | None = None
     last_change = time.monotonic()
     bar = tqdm(
-        total=total_chunks,
+        total=total,
         unit="chunk",
-        desc="chunks",
+        desc="chunks" if len(runs) == 1 else f"{len(runs)} videos",
         disable=not show_progress,
         dynamic_ncols=True,
         leave=True,
     )
     try:
         while True:
-            embedded, applied = store.progress()
-            stats = store.stats()
-            bar.n = min(max(embedded, applied), total_chunks)
-            bar.set_postfix(
-                applied=applied, faces=stats["faces_embedded"], ids=stats["identities"], refresh=False
-            )
+            state = [run.store.progress() for run in runs]
+            stats = [run.store.stats() for run in runs]
+            applied = sum(a for _, a in state)
+            done = sum(a >= len(run.chunks) for (_, a), run in zip(state, runs, strict=True))
+            bar.n = min(sum(max(e, a) for e, a in state), total)
+            postfix = {"applied": applied, "faces": sum(s["faces_embedded"] for s in stats)}
+            if len(runs) > 1:
+                postfix["videos_done"] = f"{done}/{len(runs)}"
+            else:
+                postfix["ids"] = stats[0]["identities"]
+            bar.set_postfix(postfix, refresh=False)
             bar.refresh()
-            if applied >= total_chunks:
+            if done == len(runs):
                 break
             now = time.monotonic()
-            if (embedded, applied) != last_state:
-                last_state, last_change = (embedded, applied), now
+            if state != last_state:
+                last_state, last_change = state, now
             elif now - last_change > stall_timeout:
-                raise FacepipeError(
-                    f"run {store.run_id} stalled: chunk {applied} of {total_chunks} has not "
-                    f"arrived for {stall_timeout:.0f} s; check that detect, embed and writer "
-                    f"workers are running ('celery -A tasks inspect active_queues'), then "
-                    f"'facepipe status {store.run_id}'"
-                )
+                raise FacepipeError(_stalled(runs, state, stall_timeout))
             if check_alive is not None:
                 check_alive()
             time.sleep(poll_s)
     finally:
         bar.close()
+
+
+def _stalled(runs: Sequence[PlannedRun], state: list[tuple[int, int]], stall_timeout: float) -> str:
+    run, (_, applied) = next((run, s) for run, s in zip(runs, state, strict=True) if s[1] < len(run.chunks))
+    return (
+        f"run {run.store.run_id} stalled: chunk {applied} of {len(run.chunks)} has not "
+        f"arrived for {stall_timeout:.0f} s; check that detect, embed and writer "
+        f"workers are running ('celery -A tasks inspect active_queues'), then "
+        f"'facepipe status {run.store.run_id}'"
+    )

@@ -42,7 +42,7 @@ def prepare_out(out: Path | None, run_id: str) -> Path:
 
 
 def finish_run(store: RunStore, out: Path, elapsed_s: float) -> dict[str, Any]:
-    """Write every output of a finished run, mark it done, print the summary; returns it."""
+    """Write every output of a finished run and mark it done; returns its summary."""
     t0 = time.monotonic()
     final = finalise(store, store.params().merge_thresh)
     summary = build_summary(store, elapsed_s, final)
@@ -51,7 +51,6 @@ def finish_run(store: RunStore, out: Path, elapsed_s: float) -> dict[str, Any]:
     build_report(out)
     log.debug("outputs written in %.2f s", time.monotonic() - t0)
     store.set_meta(status="failed-chunks" if summary["failed_chunks"] else "done")
-    print(format_summary(summary, out))
     return summary
 
 

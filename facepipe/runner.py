@@ -1,10 +1,11 @@
-"""``facepipe run``: validate everything, dispatch a video's chunks, follow the run, write outputs.
+"""``facepipe run VIDEO...``: validate everything, dispatch the chunks, follow the runs, write outputs.
 
 With a broker the chunks go to workers that are already running; without one this
 module starts the embedded default (a private server and local workers) and stops it
-again. Either way the same :func:`facepipe.dispatch.submit` and
-:func:`facepipe.dispatch.follow` do the work, through a Celery sender from
-:mod:`facepipe.bridge`.
+again. Either way :func:`facepipe.dispatch.create_run`, :func:`facepipe.dispatch.send_chunks`
+and :func:`facepipe.dispatch.follow` do the work, through a Celery sender from
+:mod:`facepipe.bridge`. One video or a season of them is the same machinery: every video is
+a run of its own, all in flight at once.
 """
 
 from __future__ import annotations
@@ -13,13 +14,17 @@ import logging
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
+
+import redis
 
 from facepipe.bridge import CelerySender
-from facepipe.dispatch import FrameShipper, follow, new_run_id, submit
+from facepipe.dispatch import FrameShipper, PlannedRun, create_run, follow, new_run_id, send_chunks
 from facepipe.embedded import EmbeddedCluster, ort_threads_per_process
 from facepipe.errors import FacepipeError
 from facepipe.models import execution_providers, resolve_model
-from facepipe.outputs import exit_status, finish_run, prepare_out
+from facepipe.outputs import exit_status, finish_run, format_summary, prepare_out
+from facepipe.season import Episode, plan_episodes
 from facepipe.settings import Settings, WorkerSettings, load_worker_settings
 from facepipe.stages import Send
 from facepipe.store import RunStore, connect, ping
@@ -28,51 +33,69 @@ from facepipe.video import VideoInfo, probe
 log = logging.getLogger(__name__)
 
 
-def run_video(video: str, settings: Settings) -> int:
-    """``facepipe run``: validate everything first, then dispatch and follow to the end."""
+def run_videos(videos: list[str], settings: Settings) -> int:
+    """``facepipe run VIDEO...``: validate everything first, then dispatch every video at once,
+    follow them to the end and write each one's outputs (and, for several, the series')."""
     started = time.monotonic()
-    info = probe(video, load_worker_settings().cache_dir)
+    cache_dir = load_worker_settings().cache_dir
+    infos = [_probe(video, cache_dir, len(videos)) for video in videos]  # every video, before anything starts
     resolve_model("detector", settings.det_model)
     resolve_model("embedder", settings.rec_model)
     execution_providers(settings.providers)  # '--providers cuda' without CUDA fails here, in one line
-    run_id = new_run_id()
     broker = settings.broker_url()
     if broker is None and settings.redis_port != 6379 and settings.redis_host is None:
         raise FacepipeError("--redis-port needs --redis-host (or pass --broker)")
     if broker is not None:
         client = connect(broker)
         ping(client, broker)
-    out = prepare_out(settings.out, run_id)
+    season_id = new_run_id()
+    out = prepare_out(settings.out, season_id)
+    episodes = plan_episodes(infos, out)
     if settings.save_images and settings.save_dir is None:
         settings = settings.model_copy(update={"save_dir": (out / "faces").resolve()})
     elif settings.save_dir is not None:
         settings = settings.model_copy(update={"save_dir": settings.save_dir.resolve()})
     show = settings.progress and sys.stderr.isatty()  # bars are for people, not log files
-    print(
-        f"facepipe: run {run_id}: {info.path} ({info.frame_count} frames, {info.fps:.2f} fps, "
-        f"{info.width}x{info.height}); sampling 1 frame in {settings.frame_step}",
-        file=sys.stderr,
-    )
+    for episode in episodes:
+        info = episode.info
+        print(
+            f"facepipe: {episode.label}{info.path} ({info.frame_count} frames, {info.fps:.2f} fps, "
+            f"{info.width}x{info.height}); sampling 1 frame in {settings.frame_step}",
+            file=sys.stderr,
+        )
 
     if broker is not None:
-        store = RunStore(client, settings.redis_prefix, run_id)
-        _dispatch_and_follow(store, info, settings, CelerySender(broker), show)
-        return exit_status(finish_run(store, out, time.monotonic() - started))
+        runs = _dispatch_and_follow(client, episodes, settings, CelerySender(broker), show)
+        return _finish(runs, episodes, time.monotonic() - started)
 
-    with EmbeddedCluster(out / "logs", run_id) as cluster:
+    with EmbeddedCluster(out / "logs", season_id) as cluster:
         cluster.start(
             {"detect": settings.num_det, "embed": settings.num_emb},
             _embedded_worker_env(settings),
             debug=settings.debug,
         )
         log.debug("server and workers started after %.2f s", time.monotonic() - started)
-        store = RunStore(connect(cluster.url), settings.redis_prefix, run_id)
-        _dispatch_and_follow(
-            store, info, settings, CelerySender(cluster.url), show, cluster.workers.check_alive
+        runs = _dispatch_and_follow(
+            connect(cluster.url),
+            episodes,
+            settings,
+            CelerySender(cluster.url),
+            show,
+            cluster.workers.check_alive,
         )
         log.debug("all chunks applied after %.2f s", time.monotonic() - started)
         cluster.workers.begin_stop(cold=True)  # nothing in flight: let them go while we write outputs
-        return exit_status(finish_run(store, out, time.monotonic() - started))
+        return _finish(runs, episodes, time.monotonic() - started)
+
+
+def _probe(video: str, cache_dir: Path, count: int) -> VideoInfo:
+    """Probe one video; with several, the one-line error says which video is wrong."""
+    try:
+        return probe(video, cache_dir)
+    except FacepipeError as exc:
+        if count == 1:
+            raise
+        raise FacepipeError(f"{exc} (nothing was started: fix or drop that video)") from None
 
 
 def _embedded_worker_env(settings: Settings) -> dict[str, str]:
@@ -89,34 +112,45 @@ def _embedded_worker_env(settings: Settings) -> dict[str, str]:
 
 
 def _dispatch_and_follow(
-    store: RunStore,
-    info: VideoInfo,
+    client: redis.Redis,
+    episodes: list[Episode],
     settings: Settings,
     send: Send,
     show: bool,
     check_workers: Callable[[], None] | None = None,
-) -> None:
-    """Queue the chunks (or ship their frames from a thread) and follow the run to its end."""
-    chunks = submit(store, info, settings, send)
-    shipper = FrameShipper(store, info, chunks, settings, send) if settings.ship_frames else None
+) -> list[PlannedRun]:
+    """Record every run, queue their chunks interleaved (or ship their frames from threads),
+    and follow them all to the end."""
+    runs = [
+        create_run(RunStore(client, settings.redis_prefix, new_run_id()), episode.info, settings)
+        for episode in episodes
+    ]
+    shippers = [FrameShipper(run, settings, send) for run in runs] if settings.ship_frames else []
+    if not shippers:
+        send_chunks(runs, send)
 
     def check_alive() -> None:
         if check_workers is not None:
             check_workers()
-        if shipper is not None:
+        for shipper in shippers:
             shipper.check()
 
-    if shipper is not None:
+    for shipper in shippers:
         shipper.start()
     try:
-        follow(
-            store,
-            len(chunks),
-            stall_timeout=settings.stall_timeout,
-            show_progress=show,
-            check_alive=check_alive,
-        )
+        follow(runs, stall_timeout=settings.stall_timeout, show_progress=show, check_alive=check_alive)
     finally:
-        if shipper is not None:
+        for shipper in shippers:
             shipper.stopping.set()
             shipper.join(timeout=10)
+    return runs
+
+
+def _finish(runs: list[PlannedRun], episodes: list[Episode], elapsed_s: float) -> int:
+    """Every episode's outputs and summary; the exit status of the whole command."""
+    summaries = []
+    for run, episode in zip(runs, episodes, strict=True):
+        summary = finish_run(run.store, episode.out, elapsed_s)
+        print(format_summary(summary, episode.out))
+        summaries.append(summary)
+    return max(exit_status(summary) for summary in summaries)
