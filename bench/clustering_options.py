@@ -1,9 +1,22 @@
-"""Candidate identity-clustering methods, as ordered online algorithms plus an optional final merge.
+"""Candidate identity-clustering methods the accuracy benchmark compares with the product.
 
-Used by ``bench/accuracy.py`` only: facepipe itself runs the seed's online match-or-add
-(:mod:`facepipe.identity`) and then the merge pass (:mod:`facepipe.merge`), the winner here.
+Used by ``bench/accuracy.py`` only. Two families:
 
-Every method here processes faces strictly in ``(frame, face index)`` order, one sampled
+* **Peers** (:func:`dbscan`, :func:`connected_components`, :func:`average_linkage_faces`,
+  :func:`chinese_whispers`, :func:`single_linkage_cannot_link`): offline clusterings of all the
+  faces at once, as other face-grouping systems do, ported from the issue #10 research
+  (``/work/research/clustering/clusterers.py``). They see embeddings (and, for cannot-link, the
+  faces' frames) only: no tracks, no gate.
+* The **earlier online candidates** (:class:`Method`, :func:`cluster`): the seed's online
+  match-or-add with optional co-occurrence, box-overlap linking and an offline merge; the
+  study that made ``--clustering online`` (the previous default) the default. ``accuracy.py``
+  no longer scores them (the product's own modes run through the real writer instead); the
+  unit tests still hold them to the product's merge pass.
+
+The product's modes themselves (``--clustering seed|online|tracks``) are not here:
+``accuracy.py`` runs the library's writer decisions and final pass on the cached chunk records.
+
+Every online method processes faces strictly in ``(frame, face index)`` order, one sampled
 frame at a time, with a small state that can be persisted between chunks (see
 :meth:`OnlineClusterer.state`). So any of them fits the ordered, exactly-once writer:
 applying chunk ``K`` needs only the state left by chunk ``K - 1``.
@@ -35,9 +48,10 @@ identity of each face. :func:`merge_run` is the merge pass as a writer/finaliser
 it: from a finished run's persisted faces (frame, identity, embedding) alone.
 :meth:`OnlineClusterer.state` / :meth:`OnlineClusterer.restore` are the between-chunk state.
 
-Measured by ``bench/accuracy.py``: the seed's online step at ``sim_thresh`` 0.40 followed by
-the merge pass at 0.25 (mean face-to-face cosine, cannot-link on shared frames) is never
-worse than the seed at 0.27 on any label set and better on the three photo sets.
+Measured by the earlier ``bench/accuracy.py``: the seed's online step at ``sim_thresh`` 0.40
+followed by the merge pass at 0.25 (mean face-to-face cosine, cannot-link on shared frames) was
+never worse than the seed at 0.27 on any label set and better on the three photo sets; that
+became ``--clustering online``, since replaced as the default by ``--clustering tracks``.
 """
 
 from __future__ import annotations
@@ -289,3 +303,129 @@ def cluster(
         online[start:stop] = [m.identity for m in matches]
         start = stop
     return clusterer.final_identities()[online] if len(online) else online
+
+
+# ---------------------------------------------------------------- peers (issue #10's table)
+#
+# Each takes the faces of a run in writer order (frame, then detector index) and returns a label
+# per face, numbered 0..K-1 by first appearance. Deterministic.
+
+
+def first_order(labels: np.ndarray) -> np.ndarray:
+    """Relabel to 0..K-1 in order of first appearance."""
+    labels = np.asarray(labels)
+    if not len(labels):
+        return np.zeros(0, dtype=np.int64)
+    _, first, inverse = np.unique(labels, return_index=True, return_inverse=True)
+    rank = np.empty(len(first), dtype=np.int64)
+    rank[np.argsort(first, kind="stable")] = np.arange(len(first))
+    return rank[inverse.reshape(-1)].astype(np.int64)
+
+
+def dbscan(embeddings: np.ndarray, eps: float = 0.5, min_samples: int = 3) -> np.ndarray:
+    """DBSCAN on cosine distance, as Immich groups faces (distance 0.5, at least 3 faces). A point
+    counts itself; border points join the first core cluster that reaches them (index order);
+    noise points are singletons (each its own identity)."""
+    e = np.asarray(embeddings, dtype=np.float32)
+    n = len(e)
+    if n == 0:
+        return np.zeros(0, np.int64)
+    near = (1.0 - e @ e.T) <= eps + 1e-6
+    core = near.sum(1) >= min_samples
+    labels = np.full(n, -1, dtype=np.int64)
+    c = 0
+    for i in range(n):
+        if not core[i] or labels[i] >= 0:
+            continue
+        stack = [i]
+        labels[i] = c
+        while stack:
+            p = stack.pop()
+            for q in np.flatnonzero(near[p]):
+                if labels[q] < 0:
+                    labels[q] = c
+                    if core[q]:
+                        stack.append(q)
+        c += 1
+    for i in np.flatnonzero(labels < 0):
+        labels[i] = c
+        c += 1
+    return first_order(labels)
+
+
+def connected_components(embeddings: np.ndarray, sim_min: float = 0.4) -> np.ndarray:
+    """Components of the graph with an edge where cosine >= ``sim_min`` (DBSCAN with min 1 point,
+    = single linkage without constraints)."""
+    return dbscan(embeddings, 1.0 - sim_min, 1)
+
+
+def average_linkage_faces(embeddings: np.ndarray, distance: float = 0.8) -> np.ndarray:
+    """Plain average linkage (UPGMA) over faces, cut at cosine distance ``distance`` (0.8 = mean
+    cosine >= 0.2), no constraints. SciPy's (installed with insightface); the research checked it
+    equals its own dense agglomeration."""
+    from scipy.cluster.hierarchy import fcluster, linkage
+
+    e = np.asarray(embeddings, dtype=np.float64)
+    if len(e) < 2:
+        return np.zeros(len(e), dtype=np.int64)
+    return first_order(
+        fcluster(linkage(e, method="average", metric="cosine"), t=distance, criterion="distance")
+    )
+
+
+def chinese_whispers(
+    embeddings: np.ndarray, sim_min: float = 0.4, iterations: int = 100, seed: int = 0
+) -> np.ndarray:
+    """dlib's Chinese whispers on unweighted edges at cosine >= ``sim_min`` (a seeded shuffle of the
+    faces per round, at most ``iterations`` rounds, stops when nothing changes)."""
+    e = np.asarray(embeddings, dtype=np.float32)
+    n = len(e)
+    adj = (e @ e.T) >= sim_min
+    np.fill_diagonal(adj, False)
+    neighbours = [np.flatnonzero(adj[i]) for i in range(n)]
+    labels = np.arange(n)
+    rng = np.random.default_rng(seed)
+    for _ in range(iterations):
+        changed = False
+        for i in rng.permutation(n):
+            if not len(neighbours[i]):
+                continue
+            best = int(np.argmax(np.bincount(labels[neighbours[i]])))
+            if best != labels[i]:
+                labels[i] = best
+                changed = True
+        if not changed:
+            break
+    return first_order(labels)
+
+
+def single_linkage_cannot_link(
+    frames: np.ndarray, embeddings: np.ndarray, sim_min: float = 0.4
+) -> np.ndarray:
+    """Single linkage over faces down to cosine ``sim_min``, never joining two groups that have faces
+    in one frame. Kruskal's order (pairs by cosine, highest first; a pair whose groups share a frame
+    is skipped for good, as a shared frame never goes away), which makes the same merges as the
+    research's dense agglomeration (best allowed pair first) up to ties."""
+    e = np.asarray(embeddings, dtype=np.float32)
+    frames = np.asarray(frames)
+    n = len(e)
+    parent = np.arange(n)
+    members_frames = [{int(f)} for f in frames]
+
+    def find(x: int) -> int:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = int(parent[x])
+        return x
+
+    sims = e @ e.T
+    i_idx, j_idx = np.nonzero(np.triu(sims >= sim_min, 1))
+    order = np.lexsort((j_idx, i_idx, -sims[i_idx, j_idx]))
+    for k in order:
+        a, b = find(int(i_idx[k])), find(int(j_idx[k]))
+        if a == b or not members_frames[a].isdisjoint(members_frames[b]):
+            continue
+        a, b = min(a, b), max(a, b)
+        parent[b] = a
+        members_frames[a] |= members_frames[b]
+    return first_order(np.array([find(i) for i in range(n)]))

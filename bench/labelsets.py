@@ -2,18 +2,28 @@
 
     python bench/labelsets.py [--cache DIR] [--force] [--sheets] [--only SET ...]
 
-Each label set is a video plus, for every face the pipeline detects in it at the default
-settings, its frame, detector index, box, embedding and true person (or unknown). Faces
+Each label set is a video plus, for every face the pipeline detects in it, the chunk records
+``facepipe run`` would hand its writer and every face's true person (or unknown). The records
 come from :func:`facepipe.pipeline.detect_chunk` and :func:`facepipe.pipeline.embed_record`
-run in this process over the chunks a run plans, so they are the faces ``facepipe run``
-sees. Detections are computed once and cached as ``DIR/<set>.faces.npz`` (rendered videos
-as ``DIR/<set>.mp4``); labels are recomputed from them on every load and also written as
-``DIR/<set>.labels.json`` (``[{frame, bbox, label}]``) to score a real run with
-:func:`facepipe.evaluate.evaluate_run`. Nothing is written into the repository.
+run in this process over the chunks a run plans (frame step 3, chunk size 8) with
+``--clustering tracks``, so they carry everything every clustering mode decides from: faces
+(frame, detector index, box, score, embedding, ``crop_mean``, ``emb_norm``) and one
+:class:`~facepipe.contracts.FrameSignature` per sampled frame. They are computed once and
+cached as ``DIR/<set>.records.jsonl`` (one :class:`~facepipe.contracts.ChunkRecord` per line,
+crops dropped), ``DIR/<set>.crops.npz`` (the 112x112 aligned crops, for the proxy sets) and
+``DIR/<set>.meta.json`` (rendered videos as ``DIR/<set>.mp4``). Labels are recomputed from
+them on every load and also written as ``DIR/<set>.labels.json`` (``[{frame, bbox, label}]``)
+to score a real run with ``facepipe eval``. Nothing is written into the repository.
 ``--sheets`` writes one contact sheet of face crops per label (and unknown) to check by eye.
 
-The sets (frame step 3, 1280x720 at 30 fps where rendered; cheap on two cores):
+The sets (1280x720 at 30 fps where rendered; cheap on two cores):
 
+``debate``, ``talk_show``
+    the real TV clips ``videos/debate_clip.mp4`` and ``videos/talk_show_montage.mp4``, labelled
+    by hand in ``labelled/tv/*.labels.json`` at ``--frame-step 3 --min-face 40``: faces are
+    detected at min-face **40** (the other sets use the run default, 60) and take the label of
+    the labelled face in the same frame with box IoU >= 0.5
+    (:func:`facepipe.evaluate.match_labels`).
 ``slideshow``
     the 62 photos of ``labelled/deepface`` (13 people), each letterboxed to 1280x720 and
     shown for 6 frames (2 sampled frames), shuffled with a fixed seed and repaired so that
@@ -46,11 +56,26 @@ The sets (frame step 3, 1280x720 at 30 fps where rendered; cheap on two cores):
     frame, scale and offset each region came from (:class:`Tile`); a face is labelled in its
     source's terms by the rules above (call by the half of the *source* frame its box centre
     maps to). The same person has the same label in every set (``call:left``, ...).
+
+**Proxy sets** (``<set>+hard`` for the six video sets; :func:`load_proxy`): a stand-in for hard
+sitcom footage, ported from the issue #10 research (``build_hard.py``). In bursts of 1-4
+consecutive sampled frames of one labelled person, about a quarter of the labelled faces get
+their aligned crop darkened, blurred, motion-blurred or half-occluded (:data:`KINDS`), and are
+re-embedded with the product's ``FaceEmbedder.embed_with_norms``; the face's ``emb_norm`` and
+``crop_mean`` come from the degraded crop. Boxes, frames and signatures stay the clip's own,
+labels the clean set's. Seeded per set name (the research's seeds), so the proxy is the same
+on every machine that detects the same faces. Cached as ``DIR/<set>.hard.npz``.
+
+**True cuts** (:data:`CLIP_CUTS`, :func:`true_cuts`): the real clips' shot boundaries found by
+eye on contact sheets around every peak of an every-frame signature difference (research
+``truth/``); for the rendered sets the boundaries of their continuous pieces
+(:func:`units_of`) plus the source clips' own cuts mapped inside the pieces.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import random
@@ -69,11 +94,13 @@ if str(ROOT) not in sys.path:
 
 SHARED = Path(os.environ.get("FACEPIPE_SHARED_DATA", ROOT.parent / "shared" / "data"))
 CACHE = Path(os.environ.get("FACEPIPE_ACCURACY_CACHE", "/tmp/facepipe-accuracy"))
-DETECT_VERSION = 1  # bump to re-detect cached sets when the videos or detection change
+DETECT_VERSION = 2  # bump to re-detect cached sets when the videos or detection change
+PROXY_VERSION = 1  # bump to rebuild the proxy sets when the degradation changes
 
 SIZE = (1280, 720)
 FPS = 30.0
 STEP = 3
+CHUNK_SIZE = 8  # the run default (Settings.chunk_size)
 HOLD = 6  # slideshow frames per photo
 SEED = 6
 REF_MIN = 0.40
@@ -85,20 +112,66 @@ CLIPS = {
     "call": ("two_person_call.mp4", "two_person_call", ("a", "b")),
     "dance": ("dance_scene.mp4", "dance_scene", ("patrick_swayze", "jennifer_grey")),
 }
-SETS = ("slideshow", "photos_tv", "photos_hard", "hamilton", "call", "dance", "tv")
+#: the hand-labelled real TV clips: label-set key -> (video file, labels file in labelled/tv/)
+TV_LABELLED = {
+    "debate": ("debate_clip.mp4", "debate_clip.labels.json"),
+    "talk_show": ("talk_show_montage.mp4", "talk_show_montage.labels.json"),
+}
+#: they were labelled at --min-face 40; every other set is detected at the run default (60)
+TV_MIN_FACE = 40
+DEFAULT_MIN_FACE = 60
+VIDEO_SETS = ("debate", "talk_show", "hamilton", "call", "dance", "tv")
+PHOTO_SETS = ("slideshow", "photos_tv", "photos_hard")
+SETS = VIDEO_SETS + PHOTO_SETS
 RENDERED = ("slideshow", "photos_tv", "photos_hard", "tv")
+#: the proxy (degraded-burst) versions of the video sets: "<set>+hard"
+PROXY_SUFFIX = "+hard"
 
 #: Labels set by eye where the reference rule cannot decide, as rules on the *source* clip:
 #: (clip, first frame, last frame, box-centre x from, x to, label). Checked on contact sheets
-#: (``--sheets``). hamilton frames 21-33 are a close-up profile of Lin-Manuel Miranda (the only
-#: face); frames 212-274 are one static audience shot of four people whose places never change.
+#: (``--sheets``). Frames 212-274 are one static audience shot of four people whose places never
+#: change.
+#:
+#: Hamilton's opening profile close-up (source frames 20-40, after the cut at 20) is **Alex
+#: Lacamoire**, not Lin-Manuel Miranda, as this rule said until issue #10's research
+#: (/work/research/clustering/REPORT.md, section 1) looked at it: the face has Lacamoire's
+#: curly hair and a light-blue collar, and its embeddings have cosine 0.25-0.28 to Lacamoire's
+#: reference photo against 0.00-0.08 to Miranda's. Frames 15-19 are still the wide shot before
+#: the cut, where the face in x 250-640 is Miranda standing: those stay his. That one label was
+#: the whole "hamilton@3 .961, 6/5" and "TV edit .988/.990" gap every option showed before.
 HAND = (
-    ("hamilton", 15, 40, 250, 640, "hamilton:lin_manuel_miranda"),
+    ("hamilton", 15, 19, 250, 640, "hamilton:lin_manuel_miranda"),
+    ("hamilton", 20, 40, 250, 640, "hamilton:alex_lacamoire"),
     ("hamilton", 212, 275, 0, 140, "hamilton:audience_left"),
     ("hamilton", 212, 275, 140, 300, "hamilton:audience_centre"),
     ("hamilton", 212, 275, 300, 370, "hamilton:barack_obama"),
     ("hamilton", 212, 275, 370, 640, "hamilton:michelle_obama"),
 )
+
+#: Shot boundaries of the real clips, found by eye (research ``truth/``): the first frame of the new
+#: shot, or (first, last) of a transition (the debate's flash to white spans 187-194).
+CLIP_CUTS: dict[str, list[tuple[int, int]]] = {
+    "debate": [(74, 74), (187, 194), (333, 333), (453, 453), (507, 507), (583, 583)],
+    "talk_show": [
+        (c, c) for c in (44, 51, 74, 117, 165, 215, 264, 307, 370, 416, 449, 491, 539, 589, 637, 685, 733)
+    ],
+    "hamilton": [(20, 20), (82, 82), (211, 211)],
+    "call": [],
+    "dance": [(82, 82), (131, 131), (194, 194), (226, 226)],
+}
+
+#: The debate's false faces (a barely-lit blob in the dark lower-left corner of Lester Holt's
+#: shot, unlabelled): the frames they are detected in. The gate must leave them no identity.
+DEBATE_FALSE_FACE_FRAMES = (546, 567, 570)
+
+
+def min_face_of(name: str) -> int:
+    return TV_MIN_FACE if base_name(name) in TV_LABELLED else DEFAULT_MIN_FACE
+
+
+def base_name(name: str) -> str:
+    """``debate+hard`` -> ``debate``."""
+    return name.removesuffix(PROXY_SUFFIX)
 
 
 @dataclass(frozen=True)
@@ -127,49 +200,59 @@ class Tile:
 # ---------------------------------------------------------------- models and faces
 
 
+#: ONNX Runtime threads when (re)building the cache (FACEPIPE_ACCURACY_THREADS; 2 cores here)
+THREADS = int(os.environ.get("FACEPIPE_ACCURACY_THREADS", "2"))
+
+
 def models(threads: int = 2):
     from facepipe.models import FaceDetector, FaceEmbedder, resolve_model
 
     return FaceDetector(resolve_model("detector"), threads), FaceEmbedder(resolve_model("embedder"), threads)
 
 
-def run_params(video: Path, step: int = STEP):
-    """The run parameters ``facepipe run VIDEO --frame-step STEP`` records (a RunParams)."""
+def run_settings(name: str, step: int = STEP, **changes: Any):
+    """The settings of ``facepipe run VIDEO --frame-step STEP [--min-face 40]`` for a set."""
+    from facepipe.settings import Settings
+
+    values = {"frame_step": step, "min_face": min_face_of(name), "chunk_size": CHUNK_SIZE, **changes}
+    return Settings(**values)
+
+
+def detect_video(name: str, video: Path, detector, embedder) -> tuple[list[str], np.ndarray, dict]:
+    """Every chunk record a ``--clustering tracks`` run of ``video`` hands its writer (JSON, crops
+    dropped), the faces' aligned crops (in record order), and the video's facts."""
     from facepipe.contracts import RunParams
-    from facepipe.settings import Settings
-    from facepipe.video import probe
-
-    return RunParams.build(Settings(frame_step=step), probe(video))
-
-
-def detect_video(video: Path, step: int, detector, embedder) -> dict[str, np.ndarray]:
-    """Every face the pipeline finds in ``video`` at the default settings, in writer order."""
+    from facepipe.faces import decode_crop
     from facepipe.pipeline import detect_chunk, embed_record
-    from facepipe.settings import Settings
     from facepipe.video import plan_chunks, probe
 
-    params = run_params(video, step)
+    settings = run_settings(name, clustering="tracks")
     info = probe(video)
-    frames, index, boxes, scores, embs = [], [], [], [], []
-    sampled = 0
-    for chunk in plan_chunks(info.frame_count, step, Settings().chunk_size):
-        record = embed_record(detect_chunk(chunk, params, detector), embedder, False)
+    params = RunParams.build(settings, info)
+    lines, crops = [], []
+    faces = sampled = 0
+    for chunk in plan_chunks(info.frame_count, settings.frame_step, settings.chunk_size):
+        record = embed_record(detect_chunk(chunk, params, detector), embedder, keep_crops=True)
+        crops.extend(decode_crop(c) for c in record.crops)
+        record.crops = []
+        record.timings = {}
+        lines.append(record.to_json().decode())
+        faces += len(record.faces)
         sampled += record.frames_sampled
-        matrix = record.embedding_matrix()
-        for i, face in enumerate(record.faces):
-            frames.append(face.frame)
-            index.append(face.index)
-            boxes.append(face.bbox)
-            scores.append(face.det_score)
-            embs.append(matrix[i])
-    return {
-        "frames": np.array(frames, dtype=np.int64),
-        "index": np.array(index, dtype=np.int64),
-        "bboxes": np.array(boxes, dtype=np.float32).reshape(-1, 4),
-        "det_scores": np.array(scores, dtype=np.float32),
-        "embeddings": np.array(embs, dtype=np.float32).reshape(-1, 512),
-        "frames_sampled": np.array(sampled),
+    meta = {
+        "detect_version": DETECT_VERSION,
+        "video": str(video),
+        "frame_count": info.frame_count,
+        "fps": info.fps,
+        "width": info.width,
+        "height": info.height,
+        "step": settings.frame_step,
+        "chunk_size": settings.chunk_size,
+        "min_face": settings.min_face,
+        "faces": faces,
+        "frames_sampled": sampled,
     }
+    return lines, np.array(crops, dtype=np.uint8).reshape(-1, 112, 112, 3), meta
 
 
 def reference_embeddings(detector, embedder) -> dict[str, np.ndarray]:
@@ -240,6 +323,7 @@ class SourceFrames:
             cap.release()
 
 
+@functools.cache
 def source_size(source: str) -> tuple[int, int]:
     if source.startswith("photo:"):
         image = cv2.imread(str(SHARED / "labelled" / "deepface" / source.split(":", 1)[1]))
@@ -251,7 +335,9 @@ def source_size(source: str) -> tuple[int, int]:
 
 
 def clip_length(clip: str) -> int:
-    cap = cv2.VideoCapture(str(SHARED / "videos" / CLIPS[clip][0]))
+    """Frame count of a shared clip (``CLIPS`` or ``TV_LABELLED``) as OpenCV announces it."""
+    video = TV_LABELLED[clip][0] if clip in TV_LABELLED else CLIPS[clip][0]
+    cap = cv2.VideoCapture(str(SHARED / "videos" / video))
     count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
     cap.release()
     return count
@@ -457,7 +543,13 @@ def _continues(before: list[Tile], after: list[Tile]) -> bool:
     return True
 
 
-def plan_for(name: str) -> list[list[Tile]]:
+@functools.cache
+def plan_for(name: str) -> list[list[Tile]] | None:
+    """The set's frames as tiles of source frames (None for the hand-labelled TV clips); cached,
+    do not change it."""
+    name = base_name(name)
+    if name in TV_LABELLED:
+        return None
     if name == "slideshow":
         return slideshow_plan()
     if name == "photos_tv":
@@ -469,8 +561,41 @@ def plan_for(name: str) -> list[list[Tile]]:
     return clip_plan(name)
 
 
+def units_for(name: str, frame_count: int) -> list[tuple[int, int]]:
+    """The set's continuous pieces (:func:`units_of`); a real clip is one piece."""
+    plan = plan_for(name)
+    return [(0, frame_count)] if plan is None else units_of(plan)
+
+
+def true_cuts(name: str) -> list[tuple[int, int]]:
+    """Shot boundaries as ``(first, last)`` frame intervals (a hard cut: first == last, the first
+    frame of the new shot): :data:`CLIP_CUTS` for a real clip; for a rendered set the boundaries of
+    its pieces plus the source clips' own cuts where a piece crosses one."""
+    name = base_name(name)
+    plan = plan_for(name)
+    if plan is None or name in CLIPS:
+        return list(CLIP_CUTS[name])
+    units = units_of(plan)
+    cuts = [(start, start) for start, _ in units[1:]]
+    for start, stop in units:
+        for k in range(start + 1, stop):
+            for before, after in zip(plan[k - 1], plan[k], strict=False):
+                for first, last in CLIP_CUTS.get(after.source, ()):
+                    if (
+                        before.src_frame < first <= after.src_frame
+                        or before.src_frame < last <= after.src_frame
+                    ):
+                        cuts.append((k, k))
+    return sorted(set(cuts))
+
+
 def video_for(name: str, cache: Path) -> Path:
-    return cache / f"{name}.mp4" if name in RENDERED else SHARED / "videos" / CLIPS[name][0]
+    name = base_name(name)
+    if name in RENDERED:
+        return cache / f"{name}.mp4"
+    if name in TV_LABELLED:
+        return SHARED / "videos" / TV_LABELLED[name][0]
+    return SHARED / "videos" / CLIPS[name][0]
 
 
 # ---------------------------------------------------------------- labelling
@@ -516,25 +641,78 @@ def label_faces(
     return labels, rules, sources
 
 
+def tv_labels(faces: dict[str, np.ndarray], name: str) -> list[str]:
+    """A hand-labelled TV clip's labels: the labelled face in the same frame with box IoU >= 0.5."""
+    from facepipe.evaluate import match_labels
+
+    labelled = json.loads((SHARED / "labelled" / "tv" / TV_LABELLED[name][1]).read_text())
+    items = [
+        {"frame": int(f), "bbox": [float(v) for v in b]}
+        for f, b in zip(faces["frames"], faces["bboxes"], strict=True)
+    ]
+    return [str(x or "") for x in match_labels(items, labelled)]
+
+
 # ---------------------------------------------------------------- the cache
 #
 # Detections are the slow part, so they are cached apart from the labels:
-# ``<set>.faces.npz`` (and the rendered video) stay until DETECT_VERSION changes, while
-# the labels are recomputed from them on every load (milliseconds), so a labelling rule
-# can change without re-running the models.
+# ``<set>.records.jsonl``, ``<set>.crops.npz``, ``<set>.meta.json`` (and the rendered video)
+# stay until DETECT_VERSION changes, while the labels are recomputed from them on every load
+# (milliseconds), so a labelling rule can change without re-running the models.
 
 
-def _faces_path(name: str, cache: Path) -> Path:
-    return cache / f"{name}.faces.npz"
+def _paths(name: str, cache: Path) -> tuple[Path, Path, Path]:
+    return cache / f"{name}.records.jsonl", cache / f"{name}.crops.npz", cache / f"{name}.meta.json"
 
 
-def load_faces(name: str, cache: Path) -> dict[str, np.ndarray] | None:
-    path = _faces_path(name, cache)
-    if not path.is_file():
+def load_meta(name: str, cache: Path) -> dict[str, Any] | None:
+    records, crops, meta = _paths(name, cache)
+    if not (records.is_file() and crops.is_file() and meta.is_file()):
         return None
-    with np.load(path, allow_pickle=False) as data:
-        out = {key: data[key] for key in data.files}
-    return out if int(out.get("detect_version", -1)) == DETECT_VERSION else None
+    data = json.loads(meta.read_text())
+    return data if data.get("detect_version") == DETECT_VERSION else None
+
+
+def load_records(name: str, cache: Path = CACHE) -> list:
+    """The cached chunk records of a set, as a ``--clustering tracks`` run at frame step 3 made them."""
+    from facepipe.contracts import ChunkRecord
+
+    lines = _paths(name, cache)[0].read_text().splitlines()
+    return [ChunkRecord.model_validate_json(line) for line in lines if line.strip()]
+
+
+def load_crops(name: str, cache: Path = CACHE) -> np.ndarray:
+    with np.load(_paths(name, cache)[1], allow_pickle=False) as data:
+        return data["crops"]
+
+
+def load_faces(name: str, cache: Path) -> dict[str, Any] | None:
+    """The cached faces of a set, flattened in writer order (frame, then detector index), and its
+    sampled frames' signatures (base64, as the records carry them); None when not cached."""
+    meta = load_meta(name, cache)
+    if meta is None:
+        return None
+    records = load_records(name, cache)
+    faces = [face for record in records for face in record.faces]
+    signatures = [sig for record in records for sig in record.signatures]
+    matrices = [record.embedding_matrix() for record in records]
+    return {
+        "frames": np.array([f.frame for f in faces], dtype=np.int64),
+        "index": np.array([f.index for f in faces], dtype=np.int64),
+        # float64: exactly the records' numbers, so a record rebuilt from these is the same
+        "bboxes": np.array([f.bbox for f in faces], dtype=np.float64).reshape(-1, 4),
+        "det_scores": np.array([f.det_score for f in faces], dtype=np.float64),
+        "aligned": np.array([f.aligned for f in faces], dtype=bool),
+        "crop_mean": np.array([f.crop_mean for f in faces], dtype=np.float64),
+        "emb_norm": np.array([f.emb_norm for f in faces], dtype=np.float64),
+        "embeddings": np.concatenate(matrices).astype(np.float32)
+        if faces
+        else np.zeros((0, 512), np.float32),
+        "sig_frames": np.array([s.frame for s in signatures], dtype=np.int64),
+        "sig_hist": np.array([s.hist for s in signatures], dtype=object),
+        "sig_thumb": np.array([s.thumb for s in signatures], dtype=object),
+        "meta": meta,
+    }
 
 
 def detect_set(name: str, cache: Path, detector, embedder) -> None:
@@ -543,12 +721,15 @@ def detect_set(name: str, cache: Path, detector, embedder) -> None:
     video = video_for(name, cache)
     if name in RENDERED:
         render(video, plan_for(name))
-    faces = detect_video(video, STEP, detector, embedder)
-    faces["detect_version"] = np.array(DETECT_VERSION)
-    np.savez_compressed(_faces_path(name, cache), **faces)
+    lines, crops, meta = detect_video(name, video, detector, embedder)
+    meta["seconds"] = round(time.perf_counter() - started, 1)
+    records, crops_path, meta_path = _paths(name, cache)
+    records.write_text("\n".join(lines) + "\n")
+    np.savez_compressed(crops_path, crops=crops)
+    meta_path.write_text(json.dumps(meta, indent=1) + "\n")
     print(
-        f"labelsets: {name}: {len(faces['frames'])} faces in {int(faces['frames_sampled'])} sampled frames "
-        f"({time.perf_counter() - started:.0f} s)",
+        f"labelsets: {name}: {meta['faces']} faces in {meta['frames_sampled']} sampled frames "
+        f"({meta['seconds']:.0f} s)",
         file=sys.stderr,
     )
 
@@ -568,13 +749,20 @@ def load_refs(cache: Path, detector=None, embedder=None) -> dict[str, np.ndarray
 
 
 def load_set(name: str, cache: Path = CACHE) -> dict[str, Any] | None:
-    """A label set: the cached faces plus ``labels`` ('' = unknown), ``rules``, ``sources``."""
+    """A label set: the cached faces plus ``labels`` ('' = unknown), ``rules``, ``sources``, and
+    what a view of it needs: ``frame_count``, ``units`` (its pieces), ``cuts`` (true cuts)."""
     faces = load_faces(name, cache)
     if faces is None:
         return None
+    meta = faces.pop("meta")
     refs = load_refs(cache)
     plan = plan_for(name)
-    labels, rules, sources = label_faces(faces, plan, refs)
+    if plan is None:
+        labels = tv_labels(faces, name)
+        rules = ["hand-tv" if x else "unlabelled" for x in labels]
+        sources = [name] * len(labels)
+    else:
+        labels, rules, sources = label_faces(faces, plan, refs)
     names = sorted(refs)
     data = {
         **faces,
@@ -582,10 +770,18 @@ def load_set(name: str, cache: Path = CACHE) -> dict[str, Any] | None:
         "labels": np.array(labels, dtype=np.str_),
         "rules": np.array(rules, dtype=np.str_),
         "sources": np.array(sources, dtype=np.str_),
+        "degraded": np.zeros(len(labels), dtype=np.int64),
         "ref_names": np.array(names, dtype=np.str_),
         "ref_sims": faces["embeddings"] @ np.array([refs[n] for n in names], dtype=np.float32).T,
         "video": str(video_for(name, cache)),
         "step": STEP,
+        "min_face": meta["min_face"],
+        "fps": meta["fps"],
+        "width": meta["width"],
+        "height": meta["height"],
+        "frame_count": meta["frame_count"],
+        "units": units_for(name, meta["frame_count"]),
+        "cuts": true_cuts(name),
     }
     (cache / f"{name}.labels.json").write_text(
         json.dumps(
@@ -598,19 +794,159 @@ def load_set(name: str, cache: Path = CACHE) -> dict[str, Any] | None:
     return data
 
 
-def ensure_sets(cache: Path = CACHE, force: bool = False, names=SETS) -> dict[str, dict[str, Any]]:
-    """Every label set, detections from the cache where they are there (models load only if not)."""
-    missing = [n for n in names if force or load_faces(n, cache) is None]
-    if missing or not (cache / "refs.npz").is_file():
+# ---------------------------------------------------------------- the proxy sets
+#
+# Ported from the issue #10 research's build_hard.py (same kinds, probabilities and seeds).
+
+#: the degradations of the proxy's bursts (1-based kind numbers in ``degraded``)
+KINDS = ("dark", "blur", "motion", "occlude", "dark+motion")
+#: probability that a labelled face starts a burst
+START_P = 0.12
+
+
+def degrade(crop: np.ndarray, kind: str, rng: np.random.Generator) -> np.ndarray:
+    """A 112x112 aligned crop as ``kind`` leaves it: ``dark`` (an eighth to a fifth of the light,
+    plus sensor noise), ``blur`` (detail of a seventh to a tenth of the size), ``motion`` (a 9-17 px
+    linear motion blur at a random angle), ``occlude`` (40-55 % of the crop from one side a flat dark
+    region: a shoulder, hair, a half-turned face); ``a+b`` applies both."""
+    img = crop.astype(np.float32)
+    for part in kind.split("+"):
+        if part == "dark":
+            img = img * rng.uniform(0.12, 0.2) + rng.normal(0, 2.0, img.shape)
+        elif part == "blur":
+            f = int(rng.integers(7, 11))
+            small = cv2.resize(img, (112 // f, 112 // f), interpolation=cv2.INTER_AREA)
+            img = cv2.resize(small, (112, 112), interpolation=cv2.INTER_LINEAR)
+        elif part == "motion":
+            length = int(rng.integers(9, 18))
+            k = np.zeros((length, length), np.float32)
+            k[length // 2, :] = 1.0 / length
+            centre = (length / 2 - 0.5, length / 2 - 0.5)
+            rot = cv2.getRotationMatrix2D(centre, float(rng.uniform(0, 180)), 1.0)
+            k = cv2.warpAffine(k, rot, (length, length))
+            img = cv2.filter2D(img, -1, k / max(k.sum(), 1e-6))
+        elif part == "occlude":
+            w = int(112 * rng.uniform(0.40, 0.55))
+            shade = np.array(rng.uniform(15, 45, 3), np.float32)
+            if rng.random() < 0.5:
+                img[:, :w] = shade
+            else:
+                img[:, 112 - w :] = shade
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def plan_bursts(frames: np.ndarray, labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Kind (1..len(KINDS)) per face, 0 = clean: bursts over consecutive sampled frames of one
+    labelled person (a burst continues on that person's next face within 2 sampled frames)."""
+    unique = np.unique(frames)
+    step = int(np.min(np.diff(unique))) if len(unique) > 1 else STEP
+    out = np.zeros(len(frames), dtype=np.int64)
+    active: dict[str, tuple[int, int, int]] = {}  # label -> (kind, remaining, last frame)
+    for i in range(len(frames)):
+        label = labels[i]
+        if not label:
+            continue
+        state = active.get(label)
+        if state and state[1] > 0 and frames[i] - state[2] <= 2 * step and frames[i] != state[2]:
+            out[i] = state[0]
+            active[label] = (state[0], state[1] - 1, int(frames[i]))
+            continue
+        if rng.random() < START_P:
+            kind = int(rng.integers(1, len(KINDS) + 1))
+            out[i] = kind
+            active[label] = (kind, int(rng.integers(0, 4)), int(frames[i]))
+    return out
+
+
+def _proxy_path(name: str, cache: Path) -> Path:
+    return cache / f"{name}.hard.npz"
+
+
+def build_proxy(name: str, cache: Path, embedder) -> None:
+    """Degrade the bursts' crops of set ``name`` and re-embed them (``DIR/<set>.hard.npz``)."""
+    started = time.perf_counter()
+    data = load_set(name, cache)
+    rng = np.random.default_rng([ord(c) for c in name])  # seeded by the set's name, as the research
+    kinds = plan_bursts(data["frames"], data["labels"], rng)
+    crops = load_crops(name, cache)
+    idx = np.flatnonzero(kinds)
+    new = [degrade(crops[i], KINDS[kinds[i] - 1], rng) for i in idx]
+    matrix, norms = embedder.embed_with_norms(new)
+    means = [round(float(cv2.cvtColor(c, cv2.COLOR_BGR2GRAY).mean()), 3) for c in new]
+    np.savez_compressed(
+        _proxy_path(name, cache),
+        proxy_version=np.array(PROXY_VERSION),
+        detect_version=np.array(DETECT_VERSION),
+        degraded=kinds,
+        idx=idx,
+        embeddings=np.asarray(matrix, np.float32).reshape(len(idx), -1),
+        emb_norm=np.round(np.asarray(norms, np.float64), 4),
+        crop_mean=np.array(means, dtype=np.float64),
+    )
+    labelled = int((data["labels"] != "").sum())
+    print(
+        f"labelsets: {name}{PROXY_SUFFIX}: {len(idx)} of {labelled} labelled faces degraded "
+        f"({', '.join(f'{k} {int((kinds == n + 1).sum())}' for n, k in enumerate(KINDS))}; "
+        f"{time.perf_counter() - started:.0f} s)",
+        file=sys.stderr,
+    )
+
+
+def _proxy_cached(name: str, cache: Path) -> bool:
+    path = _proxy_path(name, cache)
+    if not path.is_file():
+        return False
+    with np.load(path, allow_pickle=False) as data:
+        return int(data["proxy_version"]) == PROXY_VERSION and int(data["detect_version"]) == DETECT_VERSION
+
+
+def load_proxy(name: str, cache: Path = CACHE, base: dict[str, Any] | None = None) -> dict[str, Any] | None:
+    """The proxy version ``<set>+hard`` of video set ``name``: its faces with the bursts' embeddings,
+    ``emb_norm`` and ``crop_mean`` replaced by the degraded crops' (``degraded`` > 0 marks them)."""
+    if not _proxy_cached(name, cache):
+        return None
+    base = base if base is not None else load_set(name, cache)
+    with np.load(_proxy_path(name, cache), allow_pickle=False) as hard:
+        hard = {k: hard[k] for k in hard.files}
+    if len(hard["degraded"]) != len(base["frames"]):
+        raise RuntimeError(f"{name}{PROXY_SUFFIX} does not match the cached faces: rebuild with --force")
+    out = dict(base)
+    idx = hard["idx"]
+    for key in ("embeddings", "emb_norm", "crop_mean"):
+        out[key] = base[key].copy()
+        out[key][idx] = hard[key]
+    out["degraded"] = hard["degraded"]
+    out["name"] = name + PROXY_SUFFIX
+    return out
+
+
+def ensure_sets(
+    cache: Path = CACHE, force: bool = False, names=SETS, proxies=VIDEO_SETS
+) -> dict[str, dict[str, Any]]:
+    """Every label set (and the proxy ``<set>+hard`` of each of ``proxies``), detections from the
+    cache where they are there (models load only if not)."""
+    missing = [n for n in names if force or load_meta(n, cache) is None]
+    proxies = [n for n in proxies if n in names]
+    if (
+        missing
+        or not (cache / "refs.npz").is_file()
+        or any(force or n in missing or not _proxy_cached(n, cache) for n in proxies)
+    ):
         if not (SHARED / "videos").is_dir():
             sys.exit(f"labelsets: shared data not found at {SHARED} (set FACEPIPE_SHARED_DATA)")
-        detector, embedder = models()
+        detector, embedder = models(THREADS)
         if force and (cache / "refs.npz").is_file():
             (cache / "refs.npz").unlink()
         load_refs(cache, detector, embedder)
         for name in missing:
             detect_set(name, cache, detector, embedder)
-    return {name: load_set(name, cache) for name in names}
+        for name in proxies:
+            if force or name in missing or not _proxy_cached(name, cache):
+                build_proxy(name, cache, embedder)
+    sets = {name: load_set(name, cache) for name in names}
+    for name in proxies:
+        sets[name + PROXY_SUFFIX] = load_proxy(name, cache, sets[name])
+    return sets
 
 
 # ---------------------------------------------------------------- checking labels by eye
@@ -668,6 +1004,10 @@ def main(argv: list[str] | None = None) -> int:
     sets = ensure_sets(args.cache, args.force, args.only)
     for name, data in sets.items():
         labels = data["labels"].tolist()
+        if name.endswith(PROXY_SUFFIX):
+            degraded = int((data["degraded"] > 0).sum())
+            print(f"{name}: {degraded} of {sum(map(bool, labels))} labelled faces degraded")
+            continue
         people = sorted(set(x for x in labels if x))
         counts = {p: labels.count(p) for p in people}
         print(f"{name}: {len(labels)} faces, {len(labels) - sum(counts.values())} unknown, {counts}")

@@ -6,7 +6,8 @@
                         [--no-snapshot] [--no-stage-run] [--no-sizes] [--results FILE]
 
 Both sides get the seed's clustering (``--sim-thresh``/``--refine-limit`` passed explicitly;
-B also ``--merge-thresh 0`` where facepipe has it), and run from a copy of ``facepipe/``,
+B also ``--clustering seed`` where facepipe has it, else ``--merge-thresh 0`` where it has that),
+and run from a copy of ``facepipe/``,
 ``tasks/`` and ``celeryconfig.py`` taken at start, so edits made meanwhile do not mix in.
 
 Each run is a fresh subprocess timed from launch to exit (imports, model loads, worker
@@ -482,7 +483,9 @@ def facepipe_cmd(args: argparse.Namespace, out: Path) -> list[str]:
     cmd = [str(exe) if exe.exists() else "facepipe", "run", str(args.video)]
     cmd += ["--frame-step", str(args.frame_step), "--out", str(out)]
     cmd += ["--sim-thresh", str(args.sim_thresh), "--refine-limit", str(args.refine_limit)]
-    if getattr(args, "merge_off", False):
+    if getattr(args, "seed_mode", False):
+        cmd += ["--clustering", "seed"]  # the seed's algorithm exactly, as in A
+    elif getattr(args, "merge_off", False):
         cmd += ["--merge-thresh", "0"]  # no post-run merge: the seed's algorithm, as in A
     return cmd + shlex.split(args.contender)
 
@@ -856,13 +859,16 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_snapshot:
         code = snapshot_code(workdir)
         args.code_dir = code["dir"]
-    # Seed clustering on both sides: switch off a post-run merge where facepipe has one.
+    # Seed clustering on both sides: --clustering seed where facepipe has it (with the default
+    # --clustering tracks, --merge-thresh 0 would leave every face track its own identity), else
+    # switch off the post-run merge where facepipe has one.
     helptext = subprocess.run(
         facepipe_cmd(args, workdir / "unused")[:2] + ["--help"],
         capture_output=True,
         text=True,
         env=code_env(args),
     ).stdout
+    args.seed_mode = "--clustering" in helptext
     args.merge_off = "--merge-thresh" in helptext
     a_runs, b_runs, pairs = [], [], []
     for i in range(1, args.pairs + 1):

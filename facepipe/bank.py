@@ -10,7 +10,9 @@ Identities (``N`` of them, row ``i`` is identity ``identity_ids[i]``, in foundin
 ``identity_ids``      int64 (N,)      identity id (``0 .. N-1``), as in ``faces.jsonl``
 ``centroids``         float32 (N,512) each identity's centroid, unit rows (cosine = dot product)
 ``counts``            int64 (N,)      faces assigned to the identity
-``refine_counts``     int64 (N,)      faces that moved the centroid (stops at ``--refine-limit``)
+``refine_counts``     int64 (N,)      faces that shaped the centroid (all of them, except for a
+                                      seed/online identity: stops at ``--refine-limit``)
+``extras``            bool (N,)       fewer than ``--min-faces`` faces: a background person
 ``first_frame``       int64 (N,)      first video frame the identity appears in (-1: none)
 ``last_frame``        int64 (N,)      last video frame the identity appears in (-1: none)
 ====================  ==============  ========================================================
@@ -23,6 +25,8 @@ Faces (``F`` of them, in the order the writer applied them, i.e. line order of
 ``face_frames``       int64 (F,)      video frame index of the face
 ``face_identities``   int64 (F,)      identity the face was assigned to
 ``face_bboxes``       float32 (F,4)   box ``x1, y1, x2, y2`` in frame pixels
+``face_tracks``       int64 (F,)      face track (``--clustering tracks``; -1 otherwise)
+``face_shots``        int64 (F,)      shot, counted from 0 (``--clustering tracks``; -1 otherwise)
 ====================  ==============  ========================================================
 
 Run scalars (0-d arrays): ``fps`` (float64, the video's frame rate; ``time = frame / fps``),
@@ -54,12 +58,15 @@ BANK_KEYS = (
     "centroids",
     "counts",
     "refine_counts",
+    "extras",
     "first_frame",
     "last_frame",
     "face_embeddings",
     "face_frames",
     "face_identities",
     "face_bboxes",
+    "face_tracks",
+    "face_shots",
     "fps",
     "frame_step",
     "run_id",
@@ -84,7 +91,7 @@ def write_bank(store: RunStore, path: Path, final: FinalIdentities | None = None
     target.parent.mkdir(parents=True, exist_ok=True)
 
     params = store.params()
-    final = final if final is not None else finalise(store, 0.0)
+    final = final if final is not None else finalise(store)
     faces = final.faces
     embeddings = final.face_embeddings
     if len(faces) != len(embeddings):
@@ -113,12 +120,15 @@ def write_bank(store: RunStore, path: Path, final: FinalIdentities | None = None
         "centroids": np.ascontiguousarray(final.centroids, dtype=np.float32).reshape(n, DIM),
         "counts": np.array(final.counts, dtype=np.int64),
         "refine_counts": np.array(final.refine_counts, dtype=np.int64),
+        "extras": np.asarray(final.extras, dtype=bool).reshape(n),
         "first_frame": first_frame,
         "last_frame": last_frame,
         "face_embeddings": np.ascontiguousarray(embeddings, dtype=np.float32).reshape(len(faces), DIM),
         "face_frames": face_frames,
         "face_identities": face_identities,
         "face_bboxes": face_bboxes,
+        "face_tracks": np.array([-1 if f.track is None else f.track for f in faces], dtype=np.int64),
+        "face_shots": np.array([-1 if f.shot is None else f.shot for f in faces], dtype=np.int64),
         "fps": np.array(params.fps, dtype=np.float64),
         "frame_step": np.array(params.frame_step, dtype=np.int64),
         "run_id": np.array(store.run_id, dtype=np.str_),

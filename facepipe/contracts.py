@@ -18,7 +18,7 @@ Everything is plain JSON: embeddings as base64 float32, crops as base64 PNG.
 from __future__ import annotations
 
 import base64
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import orjson
@@ -74,9 +74,13 @@ class RunParams(Contract):
     min_face: int
     det_model: str | None
     rec_model: str | None
+    clustering: Literal["tracks", "online", "seed"] = "tracks"
+    shot_cuts: bool = True
+    face_gate: bool = True
     sim_thresh: float
     merge_thresh: float
     refine_limit: int
+    min_faces: int = 1
     save_images: bool
     save_dir: str | None
     task_retries: int
@@ -102,9 +106,13 @@ class RunParams(Contract):
             min_face=settings.min_face,
             det_model=str(settings.det_model) if settings.det_model else None,
             rec_model=str(settings.rec_model) if settings.rec_model else None,
-            sim_thresh=settings.sim_thresh,
+            clustering=settings.clustering,
+            shot_cuts=settings.shot_cuts,
+            face_gate=settings.face_gate,
+            sim_thresh=settings.online_sim_thresh(),
             merge_thresh=settings.merge_thresh,
             refine_limit=settings.refine_limit,
+            min_faces=settings.min_faces,
             save_images=settings.save_images,
             save_dir=str(settings.save_dir) if settings.save_dir else None,
             task_retries=settings.task_retries,
@@ -183,6 +191,22 @@ class DetectedFace(Contract):
     bbox: Annotated[list[float], Field(min_length=4, max_length=4)]
     det_score: float
     aligned: bool
+    #: mean grey level of the aligned crop (the false-face gate's darkness test)
+    crop_mean: float | None = None
+    #: norm of the recogniser's raw output before normalising (its certainty), set by embed
+    emb_norm: float | None = None
+
+
+class FrameSignature(Contract):
+    """A sampled frame's shot signature (:mod:`facepipe.shots`): HSV histogram and grey thumbnail."""
+
+    frame: FrameIndex
+    #: base64 of 256 little-endian float32
+    hist: Annotated[str, Field(max_length=4096)]
+    #: base64 of 18 x 32 uint8
+    thumb: Annotated[str, Field(max_length=4096)]
+    #: the blur gate skipped the frame (no detection ran)
+    skipped: bool = False
 
 
 class ChunkRecord(Contract):
@@ -204,6 +228,8 @@ class ChunkRecord(Contract):
     #: sampled frames the stream ended before (a truncated file, or a short frame count)
     frames_unreadable: int = 0
     faces: list[DetectedFace] = Field(default_factory=list)
+    #: one per sampled frame read, in order (empty when the run does not use shots)
+    signatures: list[FrameSignature] = Field(default_factory=list)
     #: base64 PNG, one per face (empty once embedded, unless crops are to be saved)
     crops: list[Base64Text] = Field(default_factory=list)
     #: base64 float32, ``len(faces) x DIM`` (empty until embedded)
@@ -268,14 +294,43 @@ class FaceLine(Contract):
     time_s: float
     bbox: list[float]
     det_score: float
-    #: the final identity (after the merge pass) in faces.jsonl; the writer's in Redis
+    #: the final identity in faces.jsonl; the writer's provisional one in Redis (-1: none yet)
     identity: int
     #: cosine to the centroid the face joined online; None when it founded an identity
     similarity: float | None
     online_identity: int | None = None
+    #: the face track (``--clustering tracks``): one person through consecutive sampled frames
+    track: int | None = None
+    #: the shot (between two cuts) the face is in, numbered from 0
+    shot: int | None = None
+    #: the false-face gate found it dark and the recogniser unsure (kept only if its track joins
+    #: a person)
+    suspect: bool | None = None
+    #: its identity has fewer than ``--min-faces`` faces (a background person)
+    extra: bool | None = None
 
     def to_json(self) -> bytes:
+        """The line without the optional fields that are unset (``similarity`` is always there)."""
         data = self.model_dump()
-        if self.online_identity is None:
-            del data["online_identity"]
+        for name in OPTIONAL_LINE_FIELDS:
+            if data[name] is None:
+                del data[name]
         return orjson.dumps(data)
+
+
+OPTIONAL_LINE_FIELDS = ("online_identity", "track", "shot", "suspect", "extra")
+
+
+class TrackStateRecord(Contract):
+    """The writer's tracking state between chunks (``K:tracks``, see :class:`facepipe.tracks.Tracker`)."""
+
+    last_frame: int
+    hist: str | None
+    thumb: str | None
+    shot: int
+    next_track: int
+    boxes: list[list[float]]
+    embeddings: str
+    tracks: list[int]
+    identities: list[int]
+    norms: list[float | None] = Field(default_factory=list)

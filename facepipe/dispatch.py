@@ -38,6 +38,7 @@ class PlannedRun:
     store: RunStore
     info: VideoInfo
     chunks: list[Chunk]
+    params: RunParams
 
 
 def create_run(store: RunStore, info: VideoInfo, settings: Settings) -> PlannedRun:
@@ -53,7 +54,7 @@ def create_run(store: RunStore, info: VideoInfo, settings: Settings) -> PlannedR
             "status": "running",
         }
     )
-    return PlannedRun(store, info, chunks)
+    return PlannedRun(store, info, chunks, params)
 
 
 def send_chunks(runs: Sequence[PlannedRun], send: Send) -> None:
@@ -160,6 +161,7 @@ def follow(
             bar.set_postfix(postfix, refresh=False)
             bar.refresh()
             if done == len(runs):
+                _wait_for_crops(runs)
                 break
             now = time.monotonic()
             if state != last_state:
@@ -171,6 +173,20 @@ def follow(
             time.sleep(poll_s)
     finally:
         bar.close()
+
+
+def _wait_for_crops(runs: Sequence[PlannedRun], timeout: float = 30.0) -> None:
+    """With ``--save-images`` the writer writes a chunk's crops just after committing it: give
+    the last ones a moment to reach the disk before the workers are stopped."""
+    deadline = time.monotonic() + timeout
+    for run in runs:
+        if not run.params.save_images:
+            continue
+        while time.monotonic() < deadline:
+            stats = run.store.stats()
+            if stats["faces_saved"] + stats["faces_unsaved"] >= stats["faces_embedded"]:
+                break
+            time.sleep(0.05)
 
 
 def _stalled(runs: Sequence[PlannedRun], state: list[tuple[int, int]], stall_timeout: float) -> str:

@@ -1,73 +1,123 @@
-"""The run's final identities: the writer's online identities after the merge pass.
+"""The run's final identities: what the final pass makes of the writer's faces.
 
-The online writer keeps look-alikes apart with a strict threshold (``--sim-thresh``,
-default 0.40); this pass then re-joins one person's fragments (profile views, blur,
-lighting) by average linkage over their faces (``--merge-thresh``, default 0.25), never
-joining two identities that appear together in one frame. ``bench/accuracy.py`` measured
-this against the seed's single pass at 0.27 on every label set: never worse, better on
-the photo sets. ``--merge-thresh 0`` turns the pass off (then, with ``--sim-thresh 0.27``,
-results are exactly the seed's).
+* ``--clustering tracks`` (the default): the writer has put every face on a track within a
+  shot; :func:`facepipe.merge.cluster_tracks` groups the tracks into people at
+  ``--merge-thresh`` and rejects tracks of false faces.
+* ``--clustering online``: the writer's online identities (``--sim-thresh``, default 0.40)
+  joined by :func:`facepipe.merge.merge_run` at ``--merge-thresh`` (the previous default).
+* ``--clustering seed``: the writer's online identities as they are (the seed's algorithm).
 
-It reads only what the writer persisted (faces, their embeddings and the identity
-table), is deterministic, and changes nothing in Redis, so it can run again at any time.
+``bench/accuracy.py`` measured all three on every label set (README, "Accuracy"). The
+final identities are numbered ``0..K-1`` in order of their first face; each one's centroid is
+its faces' normalised mean (with tracks or merged identities) or the writer's centroid (one
+online identity kept as it is). Identities with fewer than ``--min-faces`` faces are marked
+as extras. The pass reads only what the writer persisted, is deterministic and changes
+nothing in Redis, so it can run again at any time.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from facepipe.contracts import FaceLine
-from facepipe.identity import DIM, normalise
-from facepipe.merge import merge_run
+from facepipe.contracts import FaceLine, RunParams
+from facepipe.identity import DIM, IdentityBank
+from facepipe.linkage import group_sums
+from facepipe.merge import cluster_tracks, merge_run
 from facepipe.store import RunStore
 
 
 @dataclass
 class FinalIdentities:
-    """Identities ``0..K-1`` after merging, and every face relabelled to them."""
+    """Identities ``0..K-1`` and every kept face relabelled to them."""
 
-    mapping: np.ndarray  # online identity -> final identity
-    embeddings: np.ndarray  # (K, DIM) the founding face of each final identity
+    embeddings: np.ndarray  # (K, DIM) the first face of each identity
     centroids: np.ndarray  # (K, DIM) unit rows
-    refine_counts: np.ndarray  # (K,)
+    refine_counts: np.ndarray  # (K,) faces that shaped each centroid
     counts: np.ndarray  # (K,)
-    faces: list[FaceLine]  # identity (final) and online_identity set
-    face_embeddings: np.ndarray  # (F, DIM)
+    extras: np.ndarray  # (K,) bool: fewer than --min-faces faces
+    faces: list[FaceLine]  # kept faces: identity (final) and online_identity set
+    face_embeddings: np.ndarray  # (F, DIM), one per kept face
+    #: faces rejected as no face (tracks of suspect faces that joined nobody)
+    rejected: list[FaceLine] = field(default_factory=list)
+    #: the final identity of each of the writer's faces, in its order (-1: rejected)
+    labels: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
     def __len__(self) -> int:
         return len(self.counts)
 
 
-def finalise(store: RunStore, merge_thresh: float) -> FinalIdentities:
-    bank = store.load_bank()
-    faces = store.faces()
-    face_embeddings = store.face_embeddings()
-    online = np.array([f.identity for f in faces], dtype=np.int64)
-    n = len(bank)
-    if merge_thresh > 0 and n > 1:
-        frames = [f.frame for f in faces]
-        mapping = merge_run(frames, online, face_embeddings, merge_thresh, n_identities=n)
-    else:
-        mapping = np.arange(n, dtype=np.int64)
-    k = int(mapping.max()) + 1 if n else 0
-    counts = np.zeros(k, dtype=np.int64)
-    refine_counts = np.zeros(k, dtype=np.int64)
-    centroids = np.zeros((k, DIM), dtype=np.float32)
-    embeddings = np.zeros((k, DIM), dtype=np.float32)
-    for final in range(k):
-        members = np.flatnonzero(mapping == final)
-        weights = np.array([bank.counts[m] for m in members], dtype=np.float64)
-        counts[final] = int(weights.sum())
-        refine_counts[final] = sum(bank.refine_counts[m] for m in members)
-        if len(members) == 1:
-            centroids[final] = bank.centroids[members[0]]
-        else:  # count-weighted mean of the members' centroids
-            centroids[final] = normalise((bank.centroids[members] * weights[:, None]).sum(axis=0))
-        embeddings[final] = bank.embeddings[members[0]]
+def finalise(store: RunStore, params: RunParams | None = None) -> FinalIdentities:
+    """The final identities of a finished run in ``store``, by the run's own parameters."""
+    params = params or store.params()
+    return final_identities(store.faces(), store.face_embeddings(), store.load_bank(), params)
+
+
+def final_identities(
+    faces: list[FaceLine], embeddings: np.ndarray, bank: IdentityBank, params: RunParams
+) -> FinalIdentities:
+    """The final pass over a run's faces (in applied order) and the writer's online bank."""
+    online = np.array([face.identity for face in faces], dtype=np.int64)
+    if params.clustering == "tracks":
+        labels = cluster_tracks(
+            [face.track for face in faces],
+            [face.frame for face in faces],
+            embeddings,
+            [bool(face.suspect) for face in faces],
+            params.merge_thresh,
+        )
+    elif params.clustering == "online" and params.merge_thresh > 0 and len(bank) > 1:
+        mapping = merge_run([f.frame for f in faces], online, embeddings, params.merge_thresh, len(bank))
+        labels = mapping[online] if len(online) else online
+    else:  # the seed, or nothing to merge: the online identities themselves
+        labels = online
+    return _assemble(faces, embeddings, labels, bank, params)
+
+
+def _assemble(
+    faces: list[FaceLine], embeddings: np.ndarray, labels: np.ndarray, bank: IdentityBank, params: RunParams
+) -> FinalIdentities:
+    kept = np.flatnonzero(labels >= 0)
+    k = int(labels.max()) + 1 if len(kept) else 0
+    counts = np.bincount(labels[kept], minlength=k).astype(np.int64)
+    first = np.full(k, -1, dtype=np.int64)
+    for i in kept[::-1]:  # the first face of each identity
+        first[labels[i]] = i
+    sums = group_sums(labels[kept], embeddings[kept], k)
+    centroids = (sums / np.maximum(np.linalg.norm(sums, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+    refine_counts = counts.copy()
+    if params.clustering != "tracks":
+        # an identity that is one online identity keeps the writer's centroid and refine count
+        online = np.array([faces[i].identity for i in kept], dtype=np.int64)
+        members = [set() for _ in range(k)]
+        for label, identity in zip(labels[kept].tolist(), online.tolist(), strict=True):
+            members[label].add(identity)
+        for label, ids in enumerate(members):
+            if len(ids) == 1:
+                (identity,) = ids
+                centroids[label] = bank.centroids[identity]
+                refine_counts[label] = bank.refine_counts[identity]
+    extras = counts < params.min_faces
     lines = [
-        face.model_copy(update={"identity": int(mapping[face.identity]), "online_identity": face.identity})
-        for face in faces
+        faces[i].model_copy(
+            update={
+                "identity": int(labels[i]),
+                "online_identity": faces[i].identity,
+                "extra": bool(extras[labels[i]]) if params.min_faces > 1 else None,
+            }
+        )
+        for i in kept
     ]
-    return FinalIdentities(mapping, embeddings, centroids, refine_counts, counts, lines, face_embeddings)
+    rejected = [faces[i] for i in np.flatnonzero(labels < 0)]
+    return FinalIdentities(
+        embeddings=(embeddings[first] if k else np.zeros((0, DIM))).astype(np.float32),
+        centroids=centroids.reshape(k, DIM),
+        refine_counts=refine_counts,
+        counts=counts,
+        extras=extras,
+        faces=lines,
+        face_embeddings=np.asarray(embeddings)[kept].astype(np.float32).reshape(len(kept), DIM),
+        rejected=rejected,
+        labels=labels,
+    )

@@ -87,6 +87,17 @@ class IdentityBank:
                 return Match(best, similarity)
         return Match(self.add(embedding, embedding, 1, 1), None)
 
+    def join(self, identity: int, embedding: np.ndarray, refine_limit: int, refine: bool = True) -> Match:
+        """Add a face known to be ``identity`` (it continues that identity's face track): count + 1,
+        and the centroid moves unless ``refine`` is False (a suspect face must not pull it)."""
+        embedding = np.asarray(embedding, dtype=np.float32)
+        similarity = float(self._centroids[identity] @ embedding)
+        if refine:
+            self._merge(identity, embedding, refine_limit)
+        else:
+            self.counts[identity] += 1
+        return Match(identity, similarity)
+
     def _merge(self, identity: int, embedding: np.ndarray, refine_limit: int) -> None:
         self.counts[identity] += 1
         refined = self.refine_counts[identity]

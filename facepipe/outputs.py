@@ -12,9 +12,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import orjson
 
 from facepipe.bank import write_bank
+from facepipe.contracts import FaceLine
 from facepipe.errors import FacepipeError
 from facepipe.final import FinalIdentities, finalise
 from facepipe.report import build_report
@@ -41,17 +43,51 @@ def prepare_out(out: Path | None, run_id: str) -> Path:
     return out
 
 
-def finish_run(store: RunStore, out: Path, elapsed_s: float) -> dict[str, Any]:
-    """Write every output of a finished run and mark it done; returns its summary."""
+def finish_run(store: RunStore, out: Path, elapsed_s: float) -> tuple[dict[str, Any], FinalIdentities]:
+    """Write every output of a finished run and mark it done; returns its summary and identities."""
     t0 = time.monotonic()
-    final = finalise(store, store.params().merge_thresh)
+    final = finalise(store)
     summary = build_summary(store, elapsed_s, final)
     write_outputs(out, summary, final)
     write_bank(store, out / "bank.npz", final)
     build_report(out)
+    params = store.params()
+    if params.save_images and params.save_dir and Path(params.save_dir).is_dir():
+        sort_saved_crops(Path(params.save_dir), store.faces(), final)
     log.debug("outputs written in %.2f s", time.monotonic() - t0)
     store.set_meta(status="failed-chunks" if summary["failed_chunks"] else "done")
-    return summary
+    return summary, final
+
+
+def sort_saved_crops(save_dir: Path, faces: list[FaceLine], final: FinalIdentities) -> None:
+    """Move the writer's crops from provisional identity folders into the final ones.
+
+    The writer saves each crop as ``<provisional identity>/frame_<frame>_<n>.jpg`` (``unplaced``
+    while its track has none) as soon as its chunk commits; the final pass decides the
+    identity. Crops of rejected faces go to ``rejected/``. Idempotent: a crop already in place
+    is left alone (``facepipe report RUN_ID`` may sort again). Needs the crop folder on this
+    host (shared storage, or the embedded default).
+    """
+    staging = save_dir / ".sorting"
+    moves = []
+    seen: dict[int, int] = {}
+    for face, label in zip(faces, final.labels.tolist(), strict=True):
+        n = seen.get(face.frame, 0)  # the face's position among its frame's detections
+        seen[face.frame] = n + 1
+        name = f"frame_{face.frame}_{n}.jpg"
+        source = save_dir / (str(face.identity) if face.identity >= 0 else "unplaced") / name
+        target = save_dir / (str(label) if label >= 0 else "rejected") / name
+        if source != target and source.is_file():
+            moves.append((source, staging / name, target))
+    for source, staged, _ in moves:  # two steps: identity folders swap numbers
+        staged.parent.mkdir(exist_ok=True)
+        source.replace(staged)
+    for _, staged, target in moves:
+        target.parent.mkdir(exist_ok=True)
+        staged.replace(target)
+    for folder in [staging, *save_dir.iterdir()]:
+        if folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
 
 
 def exit_status(summary: dict[str, Any]) -> int:
@@ -59,11 +95,29 @@ def exit_status(summary: dict[str, Any]) -> int:
     return EXIT_LOST_CHUNKS if summary["failed_chunks"] else 0
 
 
+def _how(summary: dict[str, Any]) -> str:
+    """How the identities were made, in a few words for the summary line."""
+    params = summary["params"]
+    mode = params.get("clustering", "online")
+    if mode == "seed":
+        return f"the seed's online clustering at {params.get('sim_thresh')}"
+    if mode == "online":
+        online, sim, merge = (
+            summary["online_identities"],
+            params.get("sim_thresh"),
+            params.get("merge_thresh"),
+        )
+        return f"online {online} at {sim}, merged at {merge}"
+    return f"{summary.get('tracks')} face tracks clustered at {params.get('merge_thresh')}"
+
+
 def build_summary(store: RunStore, elapsed_s: float, final: FinalIdentities) -> dict[str, Any]:
     """The run's figures, read back from Redis (the writer's exactly-once counters)."""
     meta = store.meta()
     stats = store.stats()
     counts = {str(identity): int(count) for identity, count in enumerate(final.counts)}
+    params = meta.get("params", {})
+    tracks = params.get("clustering") == "tracks"
     return {
         "run_id": store.run_id,
         "video": meta.get("video"),
@@ -78,13 +132,24 @@ def build_summary(store: RunStore, elapsed_s: float, final: FinalIdentities) -> 
         "faces_saved": stats["faces_saved"],
         "faces_unsaved": stats["faces_unsaved"],
         "frames_unreadable": stats["frames_unreadable"],
+        "faces": len(final.faces),
+        "faces_rejected": len(final.rejected),
         "identities": len(final),
+        "people": int((~final.extras).sum()),
+        "extras": [int(i) for i in np.flatnonzero(final.extras)],
         "online_identities": stats["identities"],
         "counts": counts,
+        "shots": stats["cuts"] + 1 if tracks and stats["frames_sampled"] else None,
+        "tracks": len({face.track for face in final.faces} | {face.track for face in final.rejected})
+        if tracks
+        else None,
+        "rejected_faces": [
+            {"frame": face.frame, "bbox": face.bbox, "det_score": face.det_score} for face in final.rejected
+        ],
         "stage_seconds": store.timings(),
         "failed_chunks": store.failed(),
         "warnings": store.warnings(),
-        "params": meta.get("params", {}),
+        "params": params,
     }
 
 
@@ -100,25 +165,37 @@ def write_outputs(out_dir: Path, summary: dict[str, Any], final: FinalIdentities
 def format_summary(summary: dict[str, Any], out_dir: Path) -> str:
     """The human summary: what happened, per-identity frequency, where the files are."""
     total = sum(summary["counts"].values()) or 1
+    params = summary["params"]
+    extras = set(summary.get("extras") or [])
+    shots = f", {summary['shots']} shots" if summary.get("shots") else ""
     lines = [
         f"run {summary['run_id']} finished in {summary['elapsed_s']:.1f} s",
         f"  frames read {summary['frames_read']}, sampled {summary['frames_sampled']}, "
-        f"blurry (skipped) {summary['frames_blurry']}",
+        f"blurry (skipped) {summary['frames_blurry']}{shots}",
         f"  faces detected and queued {summary['faces_detected']}, embedded "
         f"{summary['faces_embedded']}, saved {summary['faces_saved']}",
-        f"  identities {summary['identities']} (online {summary['online_identities']}, merged "
-        f"at {summary['params'].get('merge_thresh', 0)}):",
+        f"  identities {summary['identities']} ({_how(summary)}):",
     ]
     ranked = sorted(summary["counts"].items(), key=lambda kv: (-kv[1], int(kv[0])))
     for identity, count in ranked:
-        lines.append(f"    id {identity:>4}: {count:6d} faces  ({100 * count / total:5.1f}%)")
+        if int(identity) not in extras:
+            lines.append(f"    id {identity:>4}: {count:6d} faces  ({100 * count / total:5.1f}%)")
+    if extras:
+        listed = ", ".join(f"{i} ({summary['counts'][str(i)]})" for i in sorted(extras))
+        lines.append(f"  extras (fewer than {params.get('min_faces')} faces): {listed}")
     lines.append(
         f"  global tally: {sum(summary['counts'].values())} faces in {summary['identities']} identities"
     )
+    if summary.get("faces_rejected"):
+        lines.append(
+            f"  rejected as no face: {summary['faces_rejected']} detections (dark, and the recogniser "
+            "unsure; see rejected_faces in summary.json)"
+        )
     if summary["frames_unreadable"]:
         lines.append(
-            f"  WARNING: {summary['frames_unreadable']} sampled frames could not be read "
-            "(the file ends early: truncated or damaged?); the rest were processed"
+            f"  WARNING: {summary['frames_unreadable']} sampled frames could not be read: the stream "
+            "ends before the frame count its header gives (a few at the end are common; many mean a "
+            "truncated or damaged file); the rest were processed"
         )
     for warning in summary["warnings"]:
         lines.append(f"  WARNING: {warning}")

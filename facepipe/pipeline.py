@@ -8,10 +8,13 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from facepipe.contracts import Chunk, ChunkRecord, DetectedFace, RunParams, ShippedFrame
+import cv2
+
+from facepipe.contracts import Chunk, ChunkRecord, DetectedFace, FrameSignature, RunParams, ShippedFrame
 from facepipe.faces import align, decode_crop, encode_crop
 from facepipe.models import FaceDetector, FaceEmbedder
 from facepipe.quality import BlurGate
+from facepipe.shots import encode_signature, frame_signature
 from facepipe.video import ChunkReader, PayloadReader
 
 
@@ -42,7 +45,10 @@ def detect_chunk(
     """
     record = ChunkRecord(seq=chunk.seq, start=chunk.start, stop=chunk.stop, step=params.frame_step)
     gate = blur_gate(params)
+    tracking = params.clustering == "tracks"
     timings = {"decode": 0.0, "blur": 0.0, "detect": 0.0, "align": 0.0}
+    if tracking:
+        timings["signature"] = 0.0
     mark = time.perf_counter()
     reader = (
         ChunkReader(params.video, chunk, params.frame_step, decode_threads, cache_dir)
@@ -52,12 +58,19 @@ def detect_chunk(
     for index, frame in reader:
         timings["decode"] += time.perf_counter() - mark
         record.frames_sampled += 1
+        if tracking:  # before the blur gate: every sampled frame takes part in the cut test
+            t_sig = time.perf_counter()
+            hist, thumb = encode_signature(*frame_signature(frame))
+            record.signatures.append(FrameSignature(frame=index, hist=hist, thumb=thumb))
+            timings["signature"] += time.perf_counter() - t_sig
         if gate is not None:
             t_blur = time.perf_counter()
             sharp = gate.is_sharp(frame)
             timings["blur"] += time.perf_counter() - t_blur
             if not sharp:
                 record.frames_blurry += 1
+                if tracking:
+                    record.signatures[-1].skipped = True
                 mark = time.perf_counter()
                 continue
         t0 = time.perf_counter()
@@ -70,6 +83,7 @@ def detect_chunk(
         )
         t1 = time.perf_counter()
         for n, face in enumerate(faces):
+            crop = align(frame, face)
             record.faces.append(
                 DetectedFace(
                     frame=index,
@@ -77,9 +91,12 @@ def detect_chunk(
                     bbox=[round(float(v), 2) for v in face.bbox],
                     det_score=round(face.score, 5),
                     aligned=face.kps is not None,
+                    crop_mean=round(float(cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY).mean()), 3)
+                    if tracking
+                    else None,
                 )
             )
-            record.crops.append(encode_crop(align(frame, face)))
+            record.crops.append(encode_crop(crop))
         t2 = time.perf_counter()
         timings["detect"] += t1 - t0
         timings["align"] += t2 - t1
@@ -93,8 +110,10 @@ def detect_chunk(
 def embed_record(record: ChunkRecord, embedder: FaceEmbedder, keep_crops: bool) -> ChunkRecord:
     """Embed the record's crops in one batch; keep crops only if they are to be saved."""
     t0 = time.perf_counter()
-    matrix = embedder.embed([decode_crop(crop) for crop in record.crops])
+    matrix, norms = embedder.embed_with_norms([decode_crop(crop) for crop in record.crops])
     record.set_embeddings(matrix)
+    for face, norm in zip(record.faces, norms, strict=True):
+        face.emb_norm = round(float(norm), 4)
     if not keep_crops:
         record.crops = []
     record.timings["embed"] = round(time.perf_counter() - t0, 4)

@@ -1,8 +1,10 @@
-"""The blur gate: variance of the Laplacian, globally or on an N x N grid of tiles.
+"""Quality gates: the blur gate on frames, and the false-face test on detected faces.
 
-It runs before detection so that a blurry frame costs one cheap filter instead of a
-network pass. The grid variant keeps a frame when enough tiles are sharp, which
-spares shots with a sharp face in front of a soft (bokeh) background.
+The blur gate (variance of the Laplacian, globally or on an N x N grid of tiles) runs
+before detection so that a blurry frame costs one cheap filter instead of a network pass.
+The grid variant keeps a frame when enough tiles are sharp, which spares shots with a sharp
+face in front of a soft (bokeh) background. :func:`is_suspect` marks detections that may not
+be faces (see there).
 """
 
 from __future__ import annotations
@@ -53,3 +55,22 @@ class BlurGate:
 def laplacian_variance(gray: np.ndarray) -> float:
     """Variance of the 3x3 Laplacian response (higher = more edges = sharper)."""
     return float(cv2.Laplacian(gray, cv2.CV_64F).var())
+
+
+#: an aligned face crop darker than this (mean grey level) may be no face at all...
+DARK_CROP = 20.0
+#: ...when the recogniser is also unsure of it (raw ArcFace output norm below this)
+UNSURE_NORM = 15.0
+
+
+def is_suspect(crop_mean: float | None, emb_norm: float | None) -> bool:
+    """The false-face test: a dark crop the recogniser is unsure of.
+
+    Neither half is enough alone (measured on every label set): real faces in an eighth of
+    the light are as dark as the debate's false faces, and a real profile close-up is as
+    uncertain; only false faces are both. The writer applies it per track, so a real dark
+    face is kept when its track also has a good face, or when the track joins a person.
+    """
+    if crop_mean is None or emb_norm is None:
+        return False
+    return crop_mean < DARK_CROP and emb_norm < UNSURE_NORM

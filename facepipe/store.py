@@ -18,6 +18,7 @@ Layout (``K = PREFIX:run:RUN_ID``):
 ``K:face_emb``              list    float32 bytes of each applied face's embedding
 ``K:failed``                list    JSON of each chunk given up on, with the reason
 ``K:timings``               hash    seconds per stage (decode, blur, detect, align, embed), summed
+``K:tracks``                string  the writer's tracking state after the last applied chunk (JSON)
 ``K:warnings``              list    problems to report (unsaved crops, unreadable frames)
 ``K:fault:STAGE:SEQ``       string  test hook only: marks a fault injection as done
 ==========================  ======  ===========================================================
@@ -38,7 +39,7 @@ import numpy as np
 import orjson
 import redis
 
-from facepipe.contracts import ChunkRecord, FaceLine, RunParams
+from facepipe.contracts import ChunkRecord, FaceLine, RunParams, TrackStateRecord
 from facepipe.errors import FacepipeError
 from facepipe.identity import DIM, IdentityBank
 
@@ -55,6 +56,8 @@ STAT_FIELDS = (
     "identities",
     "chunks_applied",
     "chunks_failed",
+    "cuts",
+    "faces_suspect",
 )
 
 
@@ -75,6 +78,8 @@ class Commit:
     timings: dict[str, float] = field(default_factory=dict)
     #: set when the chunk was given up on: {"seq", "frames": [start, stop], "reason"}
     lost: dict[str, Any] | None = None
+    #: the tracking state after this chunk (``--clustering tracks``)
+    tracker: TrackStateRecord | None = None
 
 
 def connect(url: str, timeout: float = 5.0) -> redis.Redis:
@@ -211,14 +216,16 @@ class RunStore:
                 pipe.hincrby(stats_key, name, value)
         for stage, seconds in commit.timings.items():  # the workers' own timers, summed per run
             pipe.hincrbyfloat(self.key("timings"), stage, seconds)
+        if commit.tracker is not None:
+            pipe.set(self.key("tracks"), commit.tracker.to_json())
         pipe.hset(stats_key, "last_applied_at", int(time.time()))
         pipe.set(self.key("next"), commit.seq + 1)
         pipe.delete(self.chunk_key(commit.seq))
 
-    def count_unsaved(self, unsaved: int) -> None:
-        """Crops the writer could not write to disk after a commit (they were counted as saved)."""
+    def count_crops(self, saved: int, unsaved: int) -> None:
+        """Crops the writer wrote to disk (or could not) after a commit."""
         with self.r.pipeline() as pipe:
-            pipe.hincrby(self.key("stats"), "faces_saved", -unsaved)
+            pipe.hincrby(self.key("stats"), "faces_saved", saved)
             pipe.hincrby(self.key("stats"), "faces_unsaved", unsaved)
             pipe.execute()
 
@@ -267,6 +274,12 @@ class RunStore:
 
     def failed(self) -> list[dict[str, Any]]:
         return [orjson.loads(x) for x in self.r.lrange(self.key("failed"), 0, -1)]
+
+    def load_tracker(self, client: Any | None = None) -> TrackStateRecord | None:
+        """The writer's tracking state (None before the first chunk); ``client`` may be a
+        WATCHing pipeline."""
+        raw = (client or self.r).get(self.key("tracks"))
+        return None if raw is None else TrackStateRecord.model_validate_json(raw)
 
     def load_bank(self, client: Any | None = None) -> IdentityBank:
         """Rebuild the identity bank from its hashes, in one round trip.

@@ -19,16 +19,21 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import orjson
 import redis
 from pydantic import ValidationError
 
 from facepipe.contracts import ChunkRecord, FaceLine, RunParams
 from facepipe.faces import decode_crop
-from facepipe.identity import IdentityBank
+from facepipe.identity import IdentityBank, Match
 from facepipe.images import encode_jpeg
+from facepipe.quality import is_suspect
+from facepipe.shots import decode_signature
 from facepipe.store import Commit, RunStore
+from facepipe.tracks import Tracker
 
 log = logging.getLogger(__name__)
 
@@ -37,21 +42,30 @@ SAVED_CROP_QUALITY = 95
 
 
 @dataclass
-class _CachedBank:
-    next_seq: int
+class RunState:
+    """What the writer decides from: the run's online identities and, with tracks, its tracker."""
+
     bank: IdentityBank
+    tracker: Tracker | None
+
+
+@dataclass
+class _Cached:
+    next_seq: int
+    state: RunState
 
 
 @dataclass
 class Writer:
-    """Holds a per-run cache of the bank so each chunk costs one small transaction.
+    """Holds a per-run cache of the bank (and tracker) so each chunk costs one small transaction.
 
     The cache is only trusted when its ``next_seq`` equals the one in Redis (nobody
-    else has written since); otherwise the bank is reloaded from Redis.
+    else has written since); otherwise the state is reloaded from Redis. A season keeps
+    several runs in flight, so the cache holds a few of them.
     """
 
-    max_cached_runs: int = 4
-    _cache: dict[str, _CachedBank] = field(default_factory=dict)
+    max_cached_runs: int = 16
+    _cache: dict[str, _Cached] = field(default_factory=dict)
 
     def apply_ready(self, store: RunStore, params: RunParams) -> int:
         """Apply every chunk that is next in line. Returns the number of chunks applied."""
@@ -72,16 +86,16 @@ class Writer:
                         return False
                     cached = self._cache.get(store.base)
                     fresh = cached is not None and cached.next_seq == seq
-                    bank = cached.bank if fresh else store.load_bank(pipe)
-                    self._cache.pop(store.base, None)  # the bank is mutated below
-                    commit, saves = decide(bank, read_record(raw, seq), params)
+                    state = cached.state if fresh else load_state(store, params, pipe)
+                    self._cache.pop(store.base, None)  # the state is mutated below
+                    commit, saves = decide(state, read_record(raw, seq), params)
                     pipe.multi()
                     store.queue_commit(pipe, commit)
                     pipe.execute()
                 except redis.WatchError:
                     log.info("run %s chunk: another writer committed first; reloading", store.run_id)
                     continue
-            self._remember(store.base, _CachedBank(seq + 1, bank))
+            self._remember(store.base, _Cached(seq + 1, state))
             if commit.lost:
                 log.warning(
                     "run %s: chunk %d (frames %d-%d) lost: %s",
@@ -109,7 +123,7 @@ class Writer:
         self._cache.pop(store.base, None)
         return True
 
-    def _remember(self, base: str, cached: _CachedBank) -> None:
+    def _remember(self, base: str, cached: _Cached) -> None:
         self._cache[base] = cached
         while len(self._cache) > self.max_cached_runs:
             self._cache.pop(next(iter(self._cache)))
@@ -133,25 +147,51 @@ def read_record(raw: bytes, seq: int) -> ChunkRecord:
     return ChunkRecord.lost(seq, start, stop, max(1, step), reason)
 
 
+def load_state(store: RunStore, params: RunParams, client: Any | None = None) -> RunState:
+    """The run's state from Redis (``client`` may be the WATCHing pipeline)."""
+    tracker = None
+    if params.clustering == "tracks":
+        record = store.load_tracker(client)
+        tracker = (
+            Tracker(params.frame_step, params.shot_cuts)
+            if record is None
+            else Tracker.from_record(record, params.frame_step, params.shot_cuts)
+        )
+    return RunState(store.load_bank(client), tracker)
+
+
 def decide(
-    bank: IdentityBank, record: ChunkRecord, params: RunParams
+    state: RunState, record: ChunkRecord, params: RunParams
 ) -> tuple[Commit, list[tuple[Path, bytes]]]:
-    """Match-or-add every face of the chunk (mutating ``bank``); return what to commit and
-    the crops to save once it is committed."""
+    """Place every face of the chunk (mutating ``state``); return what to commit and the crops
+    to save once it is committed.
+
+    Without tracks every face is matched or added by itself (the seed's rule). With tracks
+    the chunk's sampled frames are stepped through in order: a face that continues a track
+    takes its track's identity; the first non-suspect face of a track is matched or added;
+    suspect faces of a track without an identity wait (identity -1) for the final pass.
+    """
+    bank, tracker = state.bank, state.tracker
     commit = Commit(seq=record.seq)
     if record.failed:
         commit.lost = {"seq": record.seq, "frames": [record.start, record.stop], "reason": record.failed}
         commit.stats = {"chunks_failed": 1, "frames_lost": len(record.frames())}
+        if tracker is not None:
+            tracker.break_tracks()
+            commit.tracker = tracker.to_record()
         return commit, []
 
     before = len(bank)
-    touched: set[int] = set()
     embeddings = record.embedding_matrix()
+    if tracker is None:
+        placed = [(bank.match_or_add(e, params.sim_thresh, params.refine_limit), None) for e in embeddings]
+        cuts = suspects = 0
+    else:
+        placed, cuts, suspects = _place_along_tracks(tracker, bank, record, embeddings, params)
+        commit.tracker = tracker.to_record()
     saves: list[tuple[Path, bytes]] = []
     save_dir = params.save_dir if params.save_images and record.crops else None
-    for i, face in enumerate(record.faces):
-        match = bank.match_or_add(embeddings[i], params.sim_thresh, params.refine_limit)
-        touched.add(match.identity)
+    for i, (face, (match, track)) in enumerate(zip(record.faces, placed, strict=True)):
         commit.lines.append(
             FaceLine(
                 frame=face.frame,
@@ -160,15 +200,22 @@ def decide(
                 det_score=face.det_score,
                 identity=match.identity,
                 similarity=None if match.similarity is None else round(match.similarity, 6),
+                track=None if track is None else track[0],
+                shot=None if track is None else track[1],
+                suspect=None if track is None else track[2],
             )
         )
         if save_dir:
             name = f"frame_{face.frame}_{face.index}.jpg"
             jpeg = encode_jpeg(decode_crop(record.crops[i]), SAVED_CROP_QUALITY)
-            saves.append((Path(save_dir) / str(match.identity) / name, jpeg))
+            folder = str(match.identity) if match.identity >= 0 else "unplaced"
+            saves.append((Path(save_dir) / folder / name, jpeg))
+    touched = {match.identity for match, _ in placed if match.identity >= 0}
     commit.embeddings = embeddings
     commit.identities = {identity: bank.row(identity) for identity in touched}
     commit.stats = {
+        "cuts": cuts,
+        "faces_suspect": suspects,
         "frames_read": record.frames_read,
         "frames_sampled": record.frames_sampled,
         "frames_blurry": record.frames_blurry,
@@ -176,7 +223,6 @@ def decide(
         "frames_lost": record.frames_unreadable,
         "faces_detected": len(record.faces),
         "faces_embedded": len(record.faces),
-        "faces_saved": len(saves),
         "identities": len(bank) - before,
         "chunks_applied": 1,
     }
@@ -184,22 +230,67 @@ def decide(
     return commit, saves
 
 
+def _place_along_tracks(
+    tracker: Tracker, bank: IdentityBank, record: ChunkRecord, embeddings: np.ndarray, params: RunParams
+) -> tuple[list[tuple[Match, tuple[int, int, bool]]], int, int]:
+    """Step the tracker through the chunk's sampled frames and give each face its provisional
+    identity; returns (match and (track, shot, suspect) per face, cuts, suspect faces)."""
+    placed: list[tuple[Match, tuple[int, int, bool]] | None] = [None] * len(record.faces)
+    by_frame: dict[int, list[int]] = {}
+    for i, face in enumerate(record.faces):
+        by_frame.setdefault(face.frame, []).append(i)
+    cuts = suspects = 0
+    for signature in record.signatures:
+        hist, thumb = decode_signature(signature.hist, signature.thumb)
+        faces = by_frame.get(signature.frame, [])
+        boxes = np.array([record.faces[i].bbox for i in faces], np.float32).reshape(-1, 4)
+        norms = np.array(
+            [np.nan if record.faces[i].emb_norm is None else record.faces[i].emb_norm for i in faces],
+            np.float32,
+        )
+        tracks, inherited, cut = tracker.step(
+            signature.frame, hist, thumb, boxes, embeddings[faces], skipped=signature.skipped, norms=norms
+        )
+        cuts += cut
+        for k, i in enumerate(faces):
+            face = record.faces[i]
+            suspect = params.face_gate and is_suspect(face.crop_mean, face.emb_norm)
+            suspects += suspect
+            if inherited[k] >= 0:
+                match = bank.join(int(inherited[k]), embeddings[i], params.refine_limit, refine=not suspect)
+            elif suspect:
+                match = Match(-1, None)  # waits for a good face of its track, or the final pass
+            else:
+                match = bank.match_or_add(embeddings[i], params.sim_thresh, params.refine_limit)
+            tracker.set_identity(k, match.identity)
+            placed[i] = (match, (int(tracks[k]), tracker.shot, bool(suspect)))
+    if any(p is None for p in placed):
+        raise ValueError("a face's frame has no signature in the chunk record")
+    return placed, cuts, suspects  # type: ignore[return-value]
+
+
 def _save_crops(store: RunStore, saves: list[tuple[Path, bytes]]) -> None:
-    """Write crops after the commit; file names are deterministic, so a replay overwrites.
+    """Write crops after the commit, into the faces' provisional identity folders (the final
+    pass re-files them, :func:`facepipe.outputs.sort_saved_crops`); then count them, so the
+    dispatcher knows when every crop is on disk. File names are deterministic, so a replay
+    overwrites.
 
     A full or unwritable disk does not stop the run (the identities are already safe in
     Redis): the crops that could not be written are counted and the reason reported.
     """
+    if not saves:
+        return
     for i, (path, data) in enumerate(saves):
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(data)
         except OSError as exc:
             path.unlink(missing_ok=True)
-            store.count_unsaved(len(saves) - i)
+            store.count_crops(saved=i, unsaved=len(saves) - i)
             store.warn(
                 f"could not save face crops under {path.parent}: {exc.strerror or exc} "
                 "(free disk space or pick another --save-dir)"
             )
             log.error("run %s: cannot save crop %s: %s", store.run_id, path, exc)
             return
+    store.count_crops(saved=len(saves), unsaved=0)

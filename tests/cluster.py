@@ -100,9 +100,13 @@ class Cluster:
 
 
 def identity_table(store: RunStore) -> dict[str, Any]:
-    """Everything the run decided, field by field, for exact comparison."""
+    """Everything the run decided, field by field, for exact comparison: the writer's online
+    identities, its face lines and tracking state, and the final pass's face lines."""
+    from facepipe.final import finalise
+
     bank = store.load_bank()
     stats = store.stats()
+    tracker = store.load_tracker()
     return {
         "identities": [
             {
@@ -114,7 +118,19 @@ def identity_table(store: RunStore) -> dict[str, Any]:
             for i in range(len(bank))
         ],
         "faces": [face.model_dump() for face in store.faces()],
-        "stats": {k: stats[k] for k in ("frames_sampled", "faces_detected", "faces_embedded", "identities")},
+        "tracker": None if tracker is None else tracker.model_dump(),
+        "final": [face.to_json() for face in finalise(store).faces],
+        "stats": {
+            k: stats[k]
+            for k in (
+                "frames_sampled",
+                "faces_detected",
+                "faces_embedded",
+                "identities",
+                "cuts",
+                "faces_suspect",
+            )
+        },
     }
 
 

@@ -58,8 +58,11 @@ def leftovers(proc) -> list[str]:
 
 
 def assert_consistent(summary: dict, faces: list[dict]) -> None:
-    """summary.json counts add up to faces_embedded and to the lines of faces.jsonl."""
-    assert sum(summary["counts"].values()) == summary["faces_embedded"] == len(faces)
+    """summary.json counts add up to the lines of faces.jsonl, and with the rejected faces to
+    every face embedded."""
+    assert sum(summary["counts"].values()) == summary["faces"] == len(faces)
+    assert summary["faces"] + summary["faces_rejected"] == summary["faces_embedded"]
+    assert len(summary["rejected_faces"]) == summary["faces_rejected"]
     assert summary["faces_detected"] == summary["faces_embedded"]
     assert summary["identities"] == len(summary["counts"])
     for identity, count in summary["counts"].items():

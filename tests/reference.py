@@ -136,3 +136,29 @@ def dense_merge_identities(
         active[j] = False
         parent[parent == j] = i
     return parent
+
+
+def in_process_run(video: str, settings, detector, embedder) -> list:
+    """The result a single process computes walking the sampled frames in order: facepipe's own
+    stages and writer decisions, chunk after chunk in one process, then the final pass. What
+    any number of workers, any timing and any fault must reproduce (the final face lines)."""
+    from facepipe.contracts import RunParams
+    from facepipe.final import final_identities
+    from facepipe.identity import IdentityBank
+    from facepipe.pipeline import detect_chunk, embed_record
+    from facepipe.tracks import Tracker
+    from facepipe.video import plan_chunks, probe
+    from facepipe.writer import RunState, decide
+
+    info = probe(video)
+    params = RunParams.build(settings, info)
+    tracker = Tracker(params.frame_step, params.shot_cuts) if params.clustering == "tracks" else None
+    state = RunState(IdentityBank(), tracker)
+    lines, embeddings = [], []
+    for chunk in plan_chunks(info.frame_count, settings.frame_step, settings.chunk_size):
+        record = embed_record(detect_chunk(chunk, params, detector), embedder, keep_crops=False)
+        commit, _ = decide(state, record, params)
+        lines += commit.lines
+        embeddings.append(commit.embeddings)
+    matrix = np.concatenate(embeddings) if embeddings else np.zeros((0, 512), np.float32)
+    return final_identities(lines, matrix, state.bank, params).faces

@@ -34,7 +34,7 @@ from facepipe.video import plan_chunks, probe
 from tests.cluster import Cluster, describe, identity_table
 from tests.conftest import SHARED, t1_frames, write_video
 from tests.helpers import facepipe, reference_models
-from tests.reference import sequential_run
+from tests.reference import in_process_run
 
 HAMILTON = SHARED / "videos" / "hamilton_short.mp4"
 if HAMILTON.is_file():
@@ -86,13 +86,14 @@ def _restart_dead(cluster: Cluster) -> list[str]:
     return restarted
 
 
-def test_clean_run_equals_the_sequential_reference(clean: dict, video: Path) -> None:
+def test_clean_run_equals_one_process(clean: dict, video: Path) -> None:
+    """The clean run (face tracks on, the default) is what one process computes in order."""
     detector, embedder = reference_models()
-    ref = sequential_run(str(video), SETTINGS, detector, embedder)
-    assert [f["identity"] for f in clean["faces"]] == ref["assignments"]
-    assert [i["count"] for i in clean["identities"]] == [i["count"] for i in ref["identities"]]
-    assert len(clean["identities"]) == (6 if video.name.startswith("t1") else len(ref["identities"]))
-    assert len(clean["identities"]) >= 3
+    ref = in_process_run(str(video), SETTINGS, detector, embedder)
+    assert clean["final"] == [line.to_json() for line in ref]
+    assert clean["tracker"] is not None and any(f["track"] is not None for f in clean["faces"])
+    people = len({line.identity for line in ref})
+    assert people == 6 if video.name.startswith("t1") else people >= 3
 
 
 @pytest.mark.parametrize("queue", ["detect", "embed", "writer"])
@@ -206,7 +207,12 @@ def test_a_chunk_the_writer_cannot_apply_is_retried_then_lost_not_stalled(
     """A stored result whose crop cannot be decoded for saving makes every write attempt fail."""
     cluster.start("writer", "writer")
     settings = Settings(
-        frame_step=2, chunk_size=2, task_retries=1, save_images=True, save_dir=cluster.tmp / "faces"
+        frame_step=2,
+        chunk_size=2,
+        task_retries=1,
+        save_images=True,
+        save_dir=cluster.tmp / "faces",
+        clustering="seed",
     )
     store = RunStore(cluster.client, "fp", "unapplicable")
     store.create({"params": RunParams.build(settings, probe(video)), "chunks": 3})

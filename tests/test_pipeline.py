@@ -8,9 +8,7 @@ import pytest
 
 from facepipe.settings import Settings
 from tests.helpers import assert_consistent, facepipe, leftovers, read_run, reference_models
-from tests.reference import sequential_run
-
-PARAMS = Settings(frame_step=2)  # the defaults, as the CLI runs them
+from tests.reference import in_process_run, sequential_run
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +30,7 @@ def test_embedded_run_writes_consistent_outputs(embedded_run) -> None:
     assert summary["elapsed_s"] > 0
     stages = summary["stage_seconds"]
     assert (
-        set(stages) == {"decode", "blur", "detect", "align", "embed"}
+        set(stages) == {"decode", "blur", "detect", "align", "embed", "signature"}
         and stages["detect"] > 0 < stages["embed"]
     )
     assert "identities" in proc.stdout and "global tally" in proc.stdout
@@ -45,23 +43,38 @@ def test_embedded_run_writes_consistent_outputs(embedded_run) -> None:
             "identity",
             "online_identity",
             "similarity",
+            "track",
+            "shot",
+            "suspect",
         }
         assert face["time_s"] == pytest.approx(face["frame"] / 10.0, abs=1e-3)
-    founders = [f for f in faces if f["similarity"] is None]
+    founders = [f for f in faces if f["similarity"] is None and not f["suspect"]]
     assert len(founders) == summary["online_identities"] >= summary["identities"]
+    assert summary["tracks"] >= summary["identities"] and summary["shots"] >= 1
 
 
-def test_embedded_run_equals_the_sequential_reference(embedded_run, t1_video: Path) -> None:
+def test_embedded_run_equals_one_process_walking_the_frames(embedded_run, t1_video: Path) -> None:
     out, _ = embedded_run
-    summary, faces = read_run(out)
+    summary, _ = read_run(out)
     detector, embedder = reference_models()
-    ref = sequential_run(str(t1_video), PARAMS, detector, embedder)
-    assert [f["frame"] for f in faces] == [f["frame"] for f in ref["faces"]]
-    assert [f["online_identity"] for f in faces] == ref["assignments"]
-    assert [f["identity"] for f in faces] == ref["final"]
-    assert summary["counts"] == ref["final_counts"]
+    ref = in_process_run(str(t1_video), Settings(frame_step=2, chunk_size=3), detector, embedder)
+    assert (out / "faces.jsonl").read_bytes() == b"".join(line.to_json() + b"\n" for line in ref)
     # Six different people in the picture: six identities.
     assert summary["identities"] == 6
+
+
+def test_clustering_seed_is_the_plain_seed_loop(t1_video: Path, tmp_path: Path) -> None:
+    proc = facepipe("run", str(t1_video), "--frame-step", "2", "--clustering", "seed", "--out", str(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    summary, faces = read_run(tmp_path)
+    assert_consistent(summary, faces)
+    detector, embedder = reference_models()
+    ref = sequential_run(
+        str(t1_video), Settings(frame_step=2, sim_thresh=0.27, merge_thresh=0), detector, embedder
+    )
+    assert [f["frame"] for f in faces] == [f["frame"] for f in ref["faces"]]
+    assert [f["identity"] for f in faces] == ref["assignments"]
+    assert summary["counts"] == ref["final_counts"] and summary["params"]["sim_thresh"] == 0.27
 
 
 def test_running_workers_give_the_same_identities(

@@ -33,7 +33,9 @@ from tests.conftest import write_video
 
 def _params(**settings: object) -> RunParams:
     fps = float(settings.pop("fps"))  # type: ignore[arg-type]
-    return RunParams.build(Settings(**settings), VideoInfo("/nowhere.mp4", 100, fps, 640, 480))
+    # the writer's own mechanics, on synthetic records without frame signatures: the seed's mode
+    info = VideoInfo("/nowhere.mp4", 100, fps, 640, 480)
+    return RunParams.build(Settings(clustering="seed", **settings), info)
 
 
 def _unit(v: np.ndarray) -> np.ndarray:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import assert_consistent, facepipe, leftovers, read_run, reference_models
-from tests.reference import sequential_run
+from tests.reference import in_process_run, sequential_run
 
 CLIPS = {"hamilton_short.mp4": 3, "two_person_call.mp4": 5, "dance_scene.mp4": 5}  # clip -> frame step
 
@@ -20,14 +20,14 @@ def models():
     return reference_models()
 
 
-def _params(frame_step: int):
+def _params(frame_step: int, **more):
     from facepipe.settings import Settings
 
-    return Settings(frame_step=frame_step)
+    return Settings(frame_step=frame_step, **more)
 
 
 @pytest.mark.parametrize("clip", sorted(CLIPS))
-def test_worker_counts_agree_with_each_other_and_with_the_sequential_loop(
+def test_worker_counts_agree_with_each_other_and_with_one_process(
     clip: str, shared_data: Path, models, tmp_path: Path
 ) -> None:
     video = shared_data / "videos" / clip
@@ -53,13 +53,26 @@ def test_worker_counts_agree_with_each_other_and_with_the_sequential_loop(
         summary, faces = read_run(out)
         assert_consistent(summary, faces)
         runs[(det, emb)] = (summary, faces, (out / "faces.jsonl").read_bytes())
-    (s1, f1, raw1), (s2, _, raw2) = runs[(1, 1)], runs[(3, 2)]
+    (s1, _, raw1), (s2, _, raw2) = runs[(1, 1)], runs[(3, 2)]
     assert raw1 == raw2, "faces.jsonl differs between 1/1 and 3/2 workers"
     assert s1["counts"] == s2["counts"]
-    ref = sequential_run(str(video), _params(step), *models)
-    assert [f["online_identity"] for f in f1] == ref["assignments"]
-    assert [f["identity"] for f in f1] == ref["final"]
-    assert s1["counts"] == ref["final_counts"]
+    ref = in_process_run(str(video), _params(step), *models)
+    assert raw1 == b"".join(line.to_json() + b"\n" for line in ref)
+
+
+def test_clustering_seed_is_the_seed_algorithm_face_by_face(
+    shared_data: Path, models, tmp_path: Path
+) -> None:
+    video = shared_data / "videos" / "hamilton_short.mp4"
+    proc = facepipe("run", str(video), "--frame-step", "3", "--clustering", "seed", "--out", str(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    summary, faces = read_run(tmp_path)
+    assert_consistent(summary, faces)
+    ref = sequential_run(str(video), _params(3, clustering="seed", sim_thresh=0.27, merge_thresh=0), *models)
+    assert [f["frame"] for f in faces] == [f["frame"] for f in ref["faces"]]
+    assert [f["identity"] for f in faces] == [f["online_identity"] for f in faces] == ref["assignments"]
+    assert summary["counts"] == ref["final_counts"] and summary["params"]["sim_thresh"] == 0.27
+    assert "track" not in faces[0] and summary["faces_rejected"] == 0
 
 
 def test_hamilton_finds_the_people_and_hand_started_workers_agree(

@@ -79,8 +79,25 @@ def _no_faces(summary: dict[str, Any], run: RunFacts) -> str:
 
 
 def people_section(summary: dict[str, Any], run: RunFacts, identities: list[Identity]) -> str:
-    """The legend, the time axis and every card in rank order; or the no-faces notice."""
+    """The legend, the time axis and every card in rank order; or the no-faces notice.
+
+    Extras (identities with fewer than ``--min-faces`` faces: background people) follow the
+    people, apart, under their own heading.
+    """
     if not identities:
         return _no_faces(summary, run)
-    cards = "".join(identity_card(ident, rank, run) for rank, ident in enumerate(identities, 1))
-    return f"{_legend(run)}{axis(run.duration)}<div class=ids>{cards}</div>"
+    extras = set(summary.get("extras") or [])
+    people = [ident for ident in identities if ident.id not in extras]
+    background = [ident for ident in identities if ident.id in extras]
+    cards = "".join(identity_card(ident, rank, run) for rank, ident in enumerate(people, 1))
+    section = f"{_legend(run)}{axis(run.duration)}<div class=ids>{cards}</div>"
+    if background:
+        more = "".join(
+            identity_card(ident, rank, run) for rank, ident in enumerate(background, len(people) + 1)
+        )
+        section += (
+            f"<h2>Extras: {len(background)} background people</h2><p class=legend>Fewer than "
+            f"{esc(run.params.get('min_faces'))} faces each (<code>--min-faces</code>); kept in every "
+            f"output, flagged.</p><div class=ids>{more}</div>"
+        )
+    return section

@@ -53,8 +53,9 @@ def _subtitle(summary: dict[str, Any], run: RunFacts) -> str:
 
 def _tiles(summary: dict[str, Any], run: RunFacts, n_ids: int, n_faces: int) -> str:
     """The key figures, big, at the top."""
+    people = summary.get("people", n_ids)
     tiles = [
-        (f"{n_ids:,}", "people (identities)"),
+        (f"{people:,}", "people" if people == n_ids else f"people (+{n_ids - people} extras)"),
         (f"{n_faces:,}", "faces embedded"),
         (fmt_time(run.duration), "video duration"),
         (f"{summary.get('frames_sampled', 0):,}", f"frames sampled (1 in {run.frame_step})"),
@@ -73,6 +74,12 @@ def _funnel(summary: dict[str, Any], run: RunFacts, n_ids: int) -> str:
         ("lost", summary.get("frames_lost", 0), bool(summary.get("frames_lost"))),
         ("faces detected", summary.get("faces_detected", 0), False),
         ("embedded", summary.get("faces_embedded", 0), False),
+        *(
+            [("rejected (no face)", summary["faces_rejected"], False)]
+            if summary.get("faces_rejected")
+            else []
+        ),
+        *([("shots", summary["shots"], False)] if summary.get("shots") else []),
         ("identities", summary.get("identities", n_ids), False),
     ]
     return '<span class=arrow aria-hidden="true">&rsaquo;</span>'.join(

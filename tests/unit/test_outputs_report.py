@@ -79,11 +79,11 @@ def run_dir(tmp_path: Path) -> tuple[Path, list[FaceLine]]:
     boxes = [[140.0, 60.0, 200.0, 140.0], [300.0, 80.0, 360.0, 160.0]]
     lines = _lines(boxes)
     final = FinalIdentities(
-        mapping=np.array([0, 1, 1]),
         embeddings=np.zeros((2, 512), np.float32),
         centroids=np.zeros((2, 512), np.float32),
         refine_counts=np.array([6, 3]),
         counts=np.array([6, 3]),
+        extras=np.array([False, False]),
         faces=lines,
         face_embeddings=np.zeros((len(lines), 512), np.float32),
     )
@@ -133,3 +133,16 @@ def test_crop_picks_spread_over_time() -> None:
     picked = pick_faces(faces, 4)
     assert len(picked) == 4 and [p["frame"] // 10 for p in picked] == [0, 1, 2, 3]
     assert cv2 is not None  # the crops above were cut with OpenCV from a real video
+
+
+def test_extras_are_listed_apart_in_the_summary_and_the_report(run_dir) -> None:
+    out, _ = run_dir
+    summary = json.loads((out / "summary.json").read_text())
+    summary.update(extras=[1], people=1, params={**summary["params"], "min_faces": 4})
+    (out / "summary.json").write_text(json.dumps(summary))
+    page = build_report(out).read_text()
+    main, extras = page.split("Extras: 1 background people")
+    assert main.count("<section class=id") == 1 and extras.count("<section class=id") == 1
+    assert "people (+1 extras)" in main
+    text = format_summary(summary, out)
+    assert "extras (fewer than 4 faces): 1 (3)" in text and "id    1:" not in text

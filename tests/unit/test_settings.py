@@ -24,7 +24,9 @@ def test_defaults_then_environment_then_flags(monkeypatch: pytest.MonkeyPatch) -
     assert load_settings().frame_step == 5 and load_settings().det_input == (320, 256)
     assert load_settings(frame_step="7").frame_step == 7  # a flag wins
     monkeypatch.setenv("FACEPIPE_SIM_THRESH", "")  # empty variables are ignored
-    assert load_settings().sim_thresh == 0.40
+    assert load_settings().online_sim_thresh() == 0.40
+    assert load_settings(clustering="seed").online_sim_thresh() == 0.27  # the seed's own default
+    assert load_settings(clustering="seed", sim_thresh="0.3").online_sim_thresh() == 0.3
 
 
 def test_bad_values_are_one_line_errors_naming_the_flag(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -8,10 +8,10 @@ from facepipe.contracts import ChunkRecord, DetectedFace, RunParams
 from facepipe.identity import DIM, IdentityBank
 from facepipe.settings import Settings
 from facepipe.video import VideoInfo
-from facepipe.writer import decide, read_record
+from facepipe.writer import RunState, decide, read_record
 from tests.reference import reference_cluster
 
-PARAMS = RunParams.build(Settings(sim_thresh=0.27, frame_step=2), VideoInfo("/v.mp4", 100, 10.0, 640, 480))
+PARAMS = RunParams.build(Settings(clustering="seed", frame_step=2), VideoInfo("/v.mp4", 100, 10.0, 640, 480))
 
 
 def _unit(rows: np.ndarray) -> np.ndarray:
@@ -45,7 +45,7 @@ def test_decisions_over_chunks_equal_the_plain_reference() -> None:
     bank = IdentityBank()
     lines = []
     for seq in range(5):
-        commit, saves = decide(bank, _record(seq, faces[seq * 8 : seq * 8 + 8]), PARAMS)
+        commit, saves = decide(RunState(bank, None), _record(seq, faces[seq * 8 : seq * 8 + 8]), PARAMS)
         assert saves == [] and commit.seq == seq and commit.lost is None
         assert commit.stats["faces_embedded"] == 8 and commit.stats["chunks_applied"] == 1
         assert commit.timings == {"detect": 0.5}
@@ -62,7 +62,7 @@ def test_decisions_over_chunks_equal_the_plain_reference() -> None:
 
 def test_a_lost_chunk_counts_its_frames_and_adds_nothing() -> None:
     bank = IdentityBank()
-    commit, _ = decide(bank, ChunkRecord.lost(2, 16, 24, 2, "OSError: gone"), PARAMS)
+    commit, _ = decide(RunState(bank, None), ChunkRecord.lost(2, 16, 24, 2, "OSError: gone"), PARAMS)
     assert commit.lost == {"seq": 2, "frames": [16, 24], "reason": "OSError: gone"}
     assert commit.stats == {"chunks_failed": 1, "frames_lost": 4}
     assert commit.lines == [] and len(bank) == 0
