@@ -76,7 +76,7 @@ def rebuild_outputs(settings: Settings, run_id: str) -> int:
         raise FacepipeError(f"run {run_id} is not finished yet (see 'facepipe status {run_id}')")
     out = prepare_out(settings.out, run_id)
     summary = json.loads((out / "summary.json").read_text()) if (out / "summary.json").is_file() else {}
-    summary = finish_run(store, out, float(summary.get("elapsed_s") or 0.0))
+    summary, _ = finish_run(store, out, float(summary.get("elapsed_s") or 0.0))
     print(format_summary(summary, out))
     return exit_status(summary)
 

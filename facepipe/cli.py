@@ -13,7 +13,7 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args, get_origin
 
 from facepipe import __version__
 from facepipe.errors import FacepipeError
@@ -49,7 +49,15 @@ def _add_settings_flags(parser: argparse.ArgumentParser, names: list[str] | None
     groups = {
         "sampling and blur gate": ("frame_step", "chunk_size", "blur_"),
         "detection and alignment": ("det_", "nms_thresh", "min_face", "rec_model"),
-        "identities": ("sim_thresh", "merge_thresh", "refine_limit"),
+        "identities": (
+            "clustering",
+            "shot_cuts",
+            "face_gate",
+            "sim_thresh",
+            "merge_thresh",
+            "refine_limit",
+            "min_faces",
+        ),
         "workers and broker": (
             "num_",
             "broker",
@@ -59,14 +67,19 @@ def _add_settings_flags(parser: argparse.ArgumentParser, names: list[str] | None
             "stall_timeout",
             "task_retries",
             "ship_",
-            "max_message",
+            "max_message_mb",
         ),
+        "several videos (a season)": ("bank",),
         "outputs": ("out", "save_", "debug", "progress"),
     }
     made = {title: parser.add_argument_group(title) for title in groups}
 
     def group_of(name: str) -> str | None:
-        return next((t for t, keys in groups.items() if any(name.startswith(k) for k in keys)), None)
+        # a key ending in "_" is a prefix ("blur_" is every blur flag); others are exact names
+        def matches(key: str) -> bool:
+            return name.startswith(key) if key.endswith("_") else name == key
+
+        return next((t for t, keys in groups.items() if any(matches(k) for k in keys)), None)
 
     titles = list(groups)
     ordered = sorted(  # flags in the order of their groups, fields in model order within a group
@@ -81,10 +94,15 @@ def _add_settings_flags(parser: argparse.ArgumentParser, names: list[str] | None
         default = field.default
         if isinstance(default, tuple):
             default = "x".join(map(str, default))
-        help_text = f"{field.description} (default: {default})"
+        # a None default is explained by the description itself ("default: found automatically")
+        help_text = field.description if default is None else f"{field.description} (default: {default})"
         if field.annotation is bool:
             group.add_argument(
                 _flag(name), dest=name, action=argparse.BooleanOptionalAction, default=None, help=help_text
+            )
+        elif get_origin(field.annotation) is Literal:
+            group.add_argument(
+                _flag(name), dest=name, default=None, choices=get_args(field.annotation), help=help_text
             )
         else:
             metavar = "WxH" if name == "det_input" else name.split("_")[-1].upper()

@@ -74,12 +74,17 @@ def average_linkage(
     weights: np.ndarray,
     cannot_link: Iterable[tuple[int, int]],
     thresh: float,
+    anchored: np.ndarray | None = None,
 ) -> np.ndarray:
     """Agglomerate groups by average linkage while it is ``>= thresh``; returns, for each
     group, the lowest id of the group it ends in.
 
     ``vectors[i]`` is the sum of group ``i``'s unit vectors and ``weights[i]`` their number;
-    ``cannot_link`` pairs (and any groups containing them) are never joined.
+    ``cannot_link`` pairs (and any groups containing them) are never joined. ``anchored``
+    groups (a series bank's known people) never join each other, so no two of them are ever
+    renumbered into one; when two groups holding anchors ``a`` and ``b`` would have joined
+    and at least one of them has gathered other groups (new evidence, not the anchors
+    alone), ``(a, b, linkage)`` is appended to ``conflicts``.
     """
     sums = np.array(vectors, dtype=np.float64)
     weight = np.array(weights, dtype=np.float64)
@@ -95,6 +100,9 @@ def average_linkage(
         if a != b:
             forbidden[a].add(b)
             forbidden[b].add(a)
+    anchor = (
+        [-1] * n if anchored is None else [i if a else -1 for i, a in enumerate(np.asarray(anchored, bool))]
+    )
     stamp = [0] * n
     active = [True] * n
     heap: list[tuple[float, int, int, int, int]] = []
@@ -115,6 +123,11 @@ def average_linkage(
             continue  # one of the two has merged since this entry was pushed
         if j in forbidden[i]:
             continue
+        if anchor[i] >= 0 and anchor[j] >= 0:
+            forbidden[i].add(j)
+            forbidden[j].add(i)
+            continue
+        anchor[i] = max(anchor[i], anchor[j])
         _merge(i, j, sums, weight, neighbours, forbidden)
         active[j] = False
         parent[parent == j] = i

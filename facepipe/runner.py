@@ -23,8 +23,10 @@ from facepipe.dispatch import FrameShipper, PlannedRun, create_run, follow, new_
 from facepipe.embedded import EmbeddedCluster, ort_threads_per_process
 from facepipe.errors import FacepipeError
 from facepipe.models import execution_providers, resolve_model
-from facepipe.outputs import exit_status, finish_run, format_summary, prepare_out
-from facepipe.season import Episode, plan_episodes
+from facepipe.outputs import EXIT_LOST_CHUNKS, exit_status, finish_run, format_summary, prepare_out
+from facepipe.report.series import build_series_report
+from facepipe.season import SERIES_DIR, Episode, plan_episodes
+from facepipe.series import EpisodeResult, SeriesBank, format_series, series_pass, write_series
 from facepipe.settings import Settings, WorkerSettings, load_worker_settings
 from facepipe.stages import Send
 from facepipe.store import RunStore, connect, ping
@@ -39,6 +41,7 @@ def run_videos(videos: list[str], settings: Settings) -> int:
     started = time.monotonic()
     cache_dir = load_worker_settings().cache_dir
     infos = [_probe(video, cache_dir, len(videos)) for video in videos]  # every video, before anything starts
+    prior = SeriesBank.load(settings.bank) if settings.bank else None  # a bad bank also stops us now
     resolve_model("detector", settings.det_model)
     resolve_model("embedder", settings.rec_model)
     execution_providers(settings.providers)  # '--providers cuda' without CUDA fails here, in one line
@@ -50,7 +53,7 @@ def run_videos(videos: list[str], settings: Settings) -> int:
         ping(client, broker)
     season_id = new_run_id()
     out = prepare_out(settings.out, season_id)
-    episodes = plan_episodes(infos, out)
+    episodes = plan_episodes(infos, out, season=len(infos) > 1 or prior is not None)
     if settings.save_images and settings.save_dir is None:
         settings = settings.model_copy(update={"save_dir": (out / "faces").resolve()})
     elif settings.save_dir is not None:
@@ -59,14 +62,15 @@ def run_videos(videos: list[str], settings: Settings) -> int:
     for episode in episodes:
         info = episode.info
         print(
-            f"facepipe: {episode.label}{info.path} ({info.frame_count} frames, {info.fps:.2f} fps, "
+            f"facepipe: {episode.label}run {episode.run_id}: {info.path} ({info.frame_count} frames, "
+            f"{info.fps:.2f} fps, "
             f"{info.width}x{info.height}); sampling 1 frame in {settings.frame_step}",
             file=sys.stderr,
         )
 
     if broker is not None:
         runs = _dispatch_and_follow(client, episodes, settings, CelerySender(broker), show)
-        return _finish(runs, episodes, time.monotonic() - started)
+        return _finish(runs, episodes, out, prior, time.monotonic() - started)
 
     with EmbeddedCluster(out / "logs", season_id) as cluster:
         cluster.start(
@@ -85,7 +89,7 @@ def run_videos(videos: list[str], settings: Settings) -> int:
         )
         log.debug("all chunks applied after %.2f s", time.monotonic() - started)
         cluster.workers.begin_stop(cold=True)  # nothing in flight: let them go while we write outputs
-        return _finish(runs, episodes, time.monotonic() - started)
+        return _finish(runs, episodes, out, prior, time.monotonic() - started)
 
 
 def _probe(video: str, cache_dir: Path, count: int) -> VideoInfo:
@@ -122,7 +126,7 @@ def _dispatch_and_follow(
     """Record every run, queue their chunks interleaved (or ship their frames from threads),
     and follow them all to the end."""
     runs = [
-        create_run(RunStore(client, settings.redis_prefix, new_run_id()), episode.info, settings)
+        create_run(RunStore(client, settings.redis_prefix, episode.run_id), episode.info, settings)
         for episode in episodes
     ]
     shippers = [FrameShipper(run, settings, send) for run in runs] if settings.ship_frames else []
@@ -146,11 +150,42 @@ def _dispatch_and_follow(
     return runs
 
 
-def _finish(runs: list[PlannedRun], episodes: list[Episode], elapsed_s: float) -> int:
-    """Every episode's outputs and summary; the exit status of the whole command."""
-    summaries = []
+def _finish(
+    runs: list[PlannedRun], episodes: list[Episode], out: Path, prior: SeriesBank | None, elapsed_s: float
+) -> int:
+    """Every episode's outputs and summary, then (for a season) the series pass; the exit
+    status of the whole command. An episode that cannot be finished does not stop the others:
+    the series is built from what finished and says what is missing (exit 3)."""
+    results, status = [], 0
     for run, episode in zip(runs, episodes, strict=True):
-        summary = finish_run(run.store, episode.out, elapsed_s)
+        params = run.params
+        try:
+            summary, final = finish_run(run.store, episode.out, elapsed_s)
+        except (FacepipeError, OSError, ValueError) as exc:
+            if len(episodes) == 1 and prior is None:
+                raise
+            log.error("episode %s could not be finished: %s", episode.name, exc)
+            print(f"facepipe: episode {episode.name} FAILED: {exc}", file=sys.stderr)
+            results.append(
+                EpisodeResult(episode.name, params.video, params.fps, params.frame_step, None, str(exc))
+            )
+            status = EXIT_LOST_CHUNKS
+            continue
         print(format_summary(summary, episode.out))
-        summaries.append(summary)
-    return max(exit_status(summary) for summary in summaries)
+        status = max(status, exit_status(summary))
+        lost = ", ".join(f"{f['frames'][0]}-{f['frames'][1] - 1}" for f in summary["failed_chunks"])
+        problem = f"lost frames {lost}" if lost else None
+        results.append(
+            EpisodeResult(episode.name, params.video, params.fps, params.frame_step, final, problem)
+        )
+    if len(episodes) > 1 or prior is not None:  # a season: the series pass
+        params = runs[0].params
+        thresh = params.sim_thresh if params.clustering == "seed" else params.merge_thresh
+        series = series_pass(results, prior, thresh)
+        series_dir = out / SERIES_DIR
+        summary = write_series(
+            series_dir, series, results, {"thresh": float(thresh), "clustering": params.clustering}
+        )
+        build_series_report(series_dir)
+        print(format_series(summary, series_dir))
+    return status

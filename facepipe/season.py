@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from facepipe.dispatch import new_run_id
 from facepipe.video import VideoInfo
 
 SERIES_DIR = "series"
@@ -27,13 +28,16 @@ class Episode:
     out: Path
     #: how messages introduce it ("" for a single video)
     label: str
+    #: the id of its run (its keys in Redis), known before anything starts
+    run_id: str
 
 
-def plan_episodes(infos: list[VideoInfo], out: Path) -> list[Episode]:
-    """Names and output folders, in the order the videos were given."""
-    if len(infos) == 1:
+def plan_episodes(infos: list[VideoInfo], out: Path, season: bool | None = None) -> list[Episode]:
+    """Names and output folders, in the order the videos were given. ``season`` (default: more
+    than one video) puts each in ``OUT/<stem>/`` with a series pass after them."""
+    if not (len(infos) > 1 if season is None else season):
         info = infos[0]
-        return [Episode(0, info, _stem(info.path), out, "")]
+        return [Episode(0, info, _stem(info.path), out, "", new_run_id())]
     names: list[str] = []
     for info in infos:
         stem, name, n = _stem(info.path), _stem(info.path), 2
@@ -41,7 +45,14 @@ def plan_episodes(infos: list[VideoInfo], out: Path) -> list[Episode]:
             name, n = f"{stem}-{n}", n + 1
         names.append(name)
     return [
-        Episode(i, info, name, out / name, f"episode {i + 1}/{len(infos)} ({name}): ")
+        Episode(
+            i,
+            info,
+            name,
+            out / name,
+            f"episode {i + 1}/{len(infos)} ({name}), " if len(infos) > 1 else "",
+            new_run_id(),
+        )
         for i, (info, name) in enumerate(zip(infos, names, strict=True))
     ]
 

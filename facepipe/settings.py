@@ -17,7 +17,7 @@ belong to both, through :class:`ModelSettings`, so each has one default.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -25,6 +25,9 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from facepipe.errors import FacepipeError
 
 ENV_PREFIX = "FACEPIPE_"
+#: the online match threshold of the seed system, and facepipe's (stricter: the final pass joins)
+SEED_SIM_THRESH = 0.27
+ONLINE_SIM_THRESH = 0.40
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -82,20 +85,40 @@ class Settings(ModelSettings):
     min_face: int = Field(60, ge=0, description="drop faces narrower than N px")
 
     # Identity clustering.
-    sim_thresh: float = Field(
-        0.40,
+    clustering: Literal["tracks", "online", "seed"] = Field(
+        "tracks",
+        description="tracks: face tracks within shots, false faces gated, tracks clustered at "
+        "--merge-thresh; online: the writer's identities merged at --merge-thresh (the previous "
+        "default); seed: the seed's algorithm exactly (online centroids at --sim-thresh only)",
+    )
+    shot_cuts: bool = Field(True, description="with tracks: end every track at a detected shot cut")
+    face_gate: bool = Field(
+        True,
+        description="with tracks: drop tracks of dark faces the recogniser is unsure of, unless they "
+        "join a person",
+    )
+    sim_thresh: float | None = Field(
+        None,
         ge=-1,
         le=1,
-        description="cosine at or above which a face joins an identity online (the seed used 0.27)",
+        description="cosine at or above which a face joins an identity online (default 0.40; 0.27 with "
+        "--clustering seed, the seed's own)",
     )
     merge_thresh: float = Field(
         0.25,
         ge=0,
         le=1,
-        description="after the run, merge identities whose faces average this cosine and never "
-        "share a frame (0 = off; 0 with --sim-thresh 0.27 is the seed's algorithm)",
+        description="after the run, join tracks (or identities) whose faces average this cosine and "
+        "never share a frame (0 = off: every track its own identity, suspect tracks dropped; ignored "
+        "with --clustering seed)",
     )
     refine_limit: int = Field(30, ge=1, description="faces after which an identity's centroid stops moving")
+    min_faces: int = Field(
+        1,
+        ge=1,
+        description="mark identities with fewer faces as extras (background people) in the summary and "
+        "report; they stay in every output, flagged (1 = off)",
+    )
 
     # Workers and where they meet.
     num_det: int = Field(1, ge=1, description="detect worker processes (embedded mode)")
@@ -126,12 +149,25 @@ class Settings(ModelSettings):
     )
     task_retries: int = Field(2, ge=0, description="retries of a failing chunk before it is recorded as lost")
 
+    # Several videos.
+    bank: Path | None = Field(
+        None,
+        description="start from an earlier series bank (OUT/series/bank.npz): its people keep their ids, "
+        "new people get new ones",
+    )
+
     # Outputs.
     out: Path | None = Field(None, description="output folder (default: facepipe-runs/<run id>)")
     save_images: bool = Field(False, description="save every face crop under --save-dir")
     save_dir: Path | None = Field(None, description="crop folder (default: OUT/faces)")
     debug: bool = Field(False, description="verbose logs, worker logs shown, tracebacks kept")
     progress: bool = Field(True, description="show progress bars")
+
+    def online_sim_thresh(self) -> float:
+        """``--sim-thresh``, else the mode's default: the seed's 0.27, or 0.40."""
+        if self.sim_thresh is not None:
+            return self.sim_thresh
+        return SEED_SIM_THRESH if self.clustering == "seed" else ONLINE_SIM_THRESH
 
     @field_validator("det_input", mode="before")
     @classmethod
