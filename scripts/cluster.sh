@@ -168,6 +168,8 @@ up() {
   local started=$SECONDS
   say "building and starting with ${COMPOSE[*]}: ${DETECT_SCALE:-2} detect, ${EMBED_SCALE:-1} embed, 1 writer"
   compose up -d --build --scale "detect=${DETECT_SCALE:-2}" --scale "embed=${EMBED_SCALE:-1}"
+  # Worker images of earlier builds, untagged by this one (the dependencies' layers stay cached).
+  docker image prune -f --filter label=org.facepipe.image=worker >/dev/null || true
   wait_healthy
   local broker flower_port
   broker=$(env_get REDIS_HOST_PORT) flower_port=$(env_get FLOWER_HOST_PORT)

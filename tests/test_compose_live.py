@@ -482,11 +482,11 @@ def test_compose_live_cluster_kill_restart_and_flower(shared_data: Path, tmp_pat
         if stack_up:
             with contextlib.suppress(Exception):
                 cluster("down", "-v", timeout=300)
+        # Earlier builds' worker images go; the base, Redis and current worker images and
+        # the build stage's layers (the dependencies) stay as the cache of the next run.
+        with contextlib.suppress(Exception):
+            docker("image", "prune", "-f", "--filter", "label=org.facepipe.image=worker", check=False)
         if engine_started:
-            # Only dangling images of earlier builds go; the base, Redis and worker images
-            # (tagged) stay as the cache of the next run.
-            with contextlib.suppress(Exception):
-                docker("image", "prune", "-f", check=False)
             subprocess.run(
                 ["bash", "scripts/docker-engine.sh", "stop"], cwd=ROOT, capture_output=True, timeout=180
             )
