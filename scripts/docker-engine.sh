@@ -68,11 +68,12 @@ start() {
   if ! command -v ip >/dev/null || ip link show docker0 >/dev/null 2>&1; then echo yes > "$STATE/docker0-existed"; else echo no > "$STATE/docker0-existed"; fi
   say "starting dockerd (log: $LOG)"
   setsid dockerd --iptables=false --ip-forward=false > "$LOG" 2>&1 < /dev/null &
-  echo $! > "$PIDFILE"
+  local pid=$!
+  echo "$pid" > "$PIDFILE"
   for _ in $(seq 120); do
-    engine_answers && { say "dockerd is up (pid $(cat "$PIDFILE"))"; return 0; }
-    our_dockerd >/dev/null || break
     sleep 0.5
+    engine_answers && { say "dockerd is up (pid $pid)"; return 0; }
+    [ -d "/proc/$pid" ] || break  # (its command line is the forked shell's until it execs dockerd)
   done
   tail -n 20 "$LOG" >&2
   stop || true
