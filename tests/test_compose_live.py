@@ -193,23 +193,6 @@ def test_compose_live_cluster_kill_restart_and_flower(shared_data: Path, tmp_pat
     timings: dict[str, float] = {}
     started = time.monotonic()
 
-    # ---- an engine: the one running, or one installed and started here ----------------
-    engine_started = False
-    if not engine_answers():
-        if os.geteuid() != 0 or not shutil.which("apt-get"):
-            pytest.skip("no Docker engine answers, and installing one needs root and apt-get (Debian)")
-        done = subprocess.run(
-            ["bash", "scripts/docker-engine.sh", "start"],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
-        if done.returncode != 0:
-            pytest.skip(f"no Docker engine can run here: {done.stderr.strip()[-1500:]}")
-        engine_started = True
-        timings["engine install and start"] = time.monotonic() - started
-
     video = (shared_data / "videos" / VIDEO).resolve()
     assert video.is_file(), video
     project = f"fplive{secrets.token_hex(3)}"
@@ -221,7 +204,7 @@ def test_compose_live_cluster_kill_restart_and_flower(shared_data: Path, tmp_pat
     crops.mkdir()
 
     # A copy of the repository, so that a developer's own compose/.env is never touched;
-    # it shares .venv (for the wheelhouse) with this checkout.
+    # its .venv is this interpreter's: the wheelhouse, hence the images, get its packages.
     repo = tmp_path / "repo"
     repo.mkdir()
     for name in TREE:
@@ -232,7 +215,7 @@ def test_compose_live_cluster_kill_restart_and_flower(shared_data: Path, tmp_pat
             )
         else:
             shutil.copy2(source, repo / name)
-    (repo / ".venv").symlink_to(ROOT / ".venv")
+    (repo / ".venv").symlink_to(Path(sys.prefix))
 
     env = {k: v for k, v in os.environ.items() if not k.startswith(("FACEPIPE_", "COMPOSE_"))}
     cluster_env = {
@@ -272,6 +255,23 @@ def test_compose_live_cluster_kill_restart_and_flower(shared_data: Path, tmp_pat
         return subprocess.run(
             [*compose_cli(), "-f", "compose.yaml", *args], cwd=repo / "compose", env=cluster_env, **kwargs
         )
+
+    # ---- an engine: the one running, or one installed and started here ----------------
+    engine_started = False
+    if not engine_answers():
+        if os.geteuid() != 0 or not shutil.which("apt-get"):
+            pytest.skip("no Docker engine answers, and installing one needs root and apt-get (Debian)")
+        done = subprocess.run(
+            ["bash", "scripts/docker-engine.sh", "start"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        if done.returncode != 0:
+            pytest.skip(f"no Docker engine can run here: {done.stderr.strip()[-1500:]}")
+        engine_started = True
+        timings["engine install and start"] = time.monotonic() - started
 
     # The embedded default on the same clip and flags: the reference, run meanwhile.
     embedded_out = tmp_path / "embedded"
