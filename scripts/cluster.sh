@@ -179,7 +179,8 @@ up() {
   Flower:  http://$flower_port  (user $(env_get FLOWER_USER), password FLOWER_PASSWORD in $ENV_FILE)
   submit:  .venv/bin/facepipe run $(env_get VIDEO_DIR)/VIDEO.mp4 --out $outputs/NAME \\
                --broker redis://:$(env_get REDIS_PASSWORD)@$broker/0
-      or:  cd compose && ${COMPOSE[*]} run --rm cli run $(env_get VIDEO_DIR)/VIDEO.mp4 --out $outputs/NAME
+           (crops: --save-images --save-dir $crops/NAME; the writer writes them as uid $(env_get WORKER_UID))
+      or:  cd compose && ${COMPOSE[*]} run --rm cli run $(env_get VIDEO_DIR)/VIDEO.mp4 --out $outputs/NAME --save-images
   scale:   cd compose && ${COMPOSE[*]} up -d --scale detect=4 --scale embed=2   (never the writer)
   status:  scripts/cluster.sh status
   stop:    scripts/cluster.sh down        (down -v also deletes Redis's data)
