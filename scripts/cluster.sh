@@ -167,7 +167,10 @@ up() {
   fi
   local started=$SECONDS
   say "building and starting with ${COMPOSE[*]}: ${DETECT_SCALE:-2} detect, ${EMBED_SCALE:-1} embed, 1 writer"
-  compose up -d --build --scale "detect=${DETECT_SCALE:-2}" --scale "embed=${EMBED_SCALE:-1}"
+  # One build: every facepipe service runs the same image (`up --build` would have
+  # docker-compose 1.29 build it once per service, from the cache after the first).
+  compose build flower
+  compose up -d --scale "detect=${DETECT_SCALE:-2}" --scale "embed=${EMBED_SCALE:-1}"
   # Worker images of earlier builds, untagged by this one (the dependencies' layers stay cached).
   docker image prune -f --filter label=org.facepipe.image=worker >/dev/null || true
   wait_healthy
