@@ -64,6 +64,7 @@ import numpy as np
 
 from facepipe.identity import IdentityBank, Match
 from facepipe.merge import compact, cooccurring_pairs, merge_identities, merge_run  # noqa: F401
+from facepipe.tracks import iou_matrix  # noqa: F401  (re-exported for the tests)
 
 
 @dataclass(frozen=True)
@@ -124,19 +125,6 @@ class ConstrainedBank(IdentityBank):
         else:
             self.counts[identity] += 1
         return Match(identity, similarity)
-
-
-def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU of every box of ``a`` (n, 4) with every box of ``b`` (m, 4), as (n, m)."""
-    a = np.asarray(a, dtype=np.float64).reshape(-1, 4)
-    b = np.asarray(b, dtype=np.float64).reshape(-1, 4)
-    ix = np.clip(np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0]), 0, None)
-    iy = np.clip(np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1]), 0, None)
-    inter = ix * iy
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    union = area_a[:, None] + area_b[None, :] - inter
-    return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
 
 
 @dataclass

@@ -33,7 +33,7 @@ from celery.utils.time import get_exponential_backoff_interval
 from pydantic import ValidationError
 
 from facepipe.contracts import ChunkRecord, RunParams, TaskMessage, WriteMessage
-from facepipe.models import FaceDetector, FaceEmbedder, ModelLoadError
+from facepipe.models import FaceDetector, FaceEmbedder, FaceModel, ModelLoadError
 from facepipe.settings import WorkerSettings, load_worker_settings
 from facepipe.stages import WRITE, Stage
 from facepipe.store import RunStore, UnknownRun, connect
@@ -62,24 +62,22 @@ def _client(url: str) -> redis.Redis:
     return connect(url, timeout=30)
 
 
-@functools.lru_cache(maxsize=2)
+@functools.lru_cache(maxsize=4)
+def _model(kind: type[FaceModel], explicit: str | None) -> FaceModel:
+    """A model loaded once per process: the run's own file, else the worker's, else the default."""
+    settings = worker_settings()
+    fallback = settings.det_model if kind is FaceDetector else settings.rec_model
+    return kind.from_settings(explicit or fallback, settings.ort_threads, settings.providers).load()
+
+
 def detector(explicit: str | None) -> FaceDetector:
-    """This process's detector (loaded once): the run's ``--det-model``, else the worker's."""
-    settings = worker_settings()
-    model = FaceDetector.from_settings(
-        explicit or settings.det_model, settings.ort_threads, settings.providers
-    )
-    return model.load()  # type: ignore[return-value]
+    """This process's detector: the run's ``--det-model``, else the worker's."""
+    return _model(FaceDetector, explicit)  # type: ignore[return-value]
 
 
-@functools.lru_cache(maxsize=2)
 def embedder(explicit: str | None) -> FaceEmbedder:
-    """This process's embedder (loaded once): the run's ``--rec-model``, else the worker's."""
-    settings = worker_settings()
-    model = FaceEmbedder.from_settings(
-        explicit or settings.rec_model, settings.ort_threads, settings.providers
-    )
-    return model.load()  # type: ignore[return-value]
+    """This process's embedder: the run's ``--rec-model``, else the worker's."""
+    return _model(FaceEmbedder, explicit)  # type: ignore[return-value]
 
 
 def _reason(exc: Exception) -> str:

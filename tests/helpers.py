@@ -44,7 +44,11 @@ def read_run(out: Path) -> tuple[dict, list[dict]]:
 
 def leftovers(proc) -> list[str]:
     """Command lines of processes still running that a :func:`facepipe` call started."""
-    needle = f"FACEPIPE_TEST_TAG={proc.tag}".encode()
+    return processes_with(f"FACEPIPE_TEST_TAG={proc.tag}".encode())
+
+
+def processes_with(needle: bytes) -> list[str]:
+    """Command lines of the other processes whose environment contains ``needle``."""
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit() or int(entry.name) == os.getpid():

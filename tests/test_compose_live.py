@@ -44,7 +44,7 @@ import pytest
 import redis
 
 from facepipe.store import RunStore, list_runs
-from tests.helpers import ROOT, read_run
+from tests.helpers import ROOT, processes_with, read_run
 
 pytestmark = [pytest.mark.shared, pytest.mark.slow]
 
@@ -106,20 +106,6 @@ def compose_cli() -> list[str]:
     standalone = shutil.which("docker-compose")
     assert standalone, "scripts/cluster.sh up ran, yet there is no compose"
     return [standalone]
-
-
-def processes_with(needle: bytes) -> list[str]:
-    """Command lines of the processes whose environment contains ``needle``."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            if needle in (entry / "environ").read_bytes():
-                found.append((entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace"))
-        except OSError:
-            continue
-    return found
 
 
 def processes_named(*names: str) -> list[str]:
