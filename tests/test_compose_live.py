@@ -150,7 +150,10 @@ class Flower:
         status, listed = self.get("/api/tasks")
         found: dict[str, dict[int, dict]] = {name: {} for name in TASKS}
         for task in (listed or {}).values() if status == 200 else ():
-            args = re.match(r"\[?\(?'([^']+)', (\d+)", str(task.get("args")))
+            # Celery's repr of the task's one message: ({'run_id': ..., 'prefix': ..., 'chunk': {'seq': ...
+            args = re.search(
+                r"'run_id': '([^']+)', 'prefix': '[^']*', 'chunk': \{'seq': (\d+)", str(task.get("args"))
+            )
             if task.get("name") in found and args and args.group(1) == run_id:
                 found[task["name"]][int(args.group(2))] = task
         return found
@@ -384,7 +387,8 @@ def test_compose_live_cluster_kill_restart_and_flower(shared_data: Path, tmp_pat
                 if raw is None:
                     continue
                 message = json.loads(raw)[0]
-                run_id, seq = json.loads(base64.b64decode(message["body"]))[0][:2]
+                payload = json.loads(base64.b64decode(message["body"]))[0][0]  # the task's one message
+                run_id, seq = payload["run_id"], payload["chunk"]["seq"]
                 if run_id == run2_id and not client.sismember(store.key("embedded"), seq):
                     held = {
                         "tag": tag,
