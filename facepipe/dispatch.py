@@ -12,6 +12,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime, timezone
 
 from tqdm import tqdm
@@ -21,7 +22,7 @@ from facepipe.errors import FacepipeError
 from facepipe.settings import Settings
 from facepipe.stages import DETECT, Send
 from facepipe.store import RunStore
-from facepipe.video import ChunkReader, VideoInfo, encode_frame, plan_chunks
+from facepipe.video import Plan, VideoInfo, chunk_reader, encode_frame, plan
 
 
 def new_run_id() -> str:
@@ -29,11 +30,16 @@ def new_run_id() -> str:
     return datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(3)
 
 
-def submit(store: RunStore, info: VideoInfo, settings: Settings, send: Send) -> list[Chunk]:
+def submit(
+    store: RunStore, info: VideoInfo, settings: Settings, send: Send, planned: Plan | None = None
+) -> list[Chunk]:
     """Record the run (its :class:`RunParams`, built once here) and queue one detect task per
-    chunk, in order."""
-    params = RunParams.build(settings, info)
-    chunks = plan_chunks(info.frame_count, settings.frame_step, settings.chunk_size)
+    chunk, in order. ``planned`` is the video's chunk plan (made here when not given)."""
+    if planned is None:
+        planned = plan(info, settings.decoder, settings.frame_step, settings.chunk_size)
+    info = replace(info, frame_count=planned.frame_count)
+    params = RunParams.build(settings, info, planned.decoder)
+    chunks = planned.chunks
     store.create(
         {
             "video": info.path,
@@ -86,7 +92,7 @@ class FrameShipper(threading.Thread):
                     return
             frames = [
                 ShippedFrame(index=i, jpeg=encode_frame(f, self.settings.ship_quality))
-                for i, f in ChunkReader(self.info.path, chunk, self.settings.frame_step)
+                for i, f in chunk_reader(self.info.path, chunk, self.settings.frame_step)
             ]
             size = sum(len(frame.jpeg) for frame in frames)
             if size > limit:

@@ -245,7 +245,37 @@ class EmbeddedCluster:
             shutil.rmtree(self.tmp, ignore_errors=True)
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity mask; ``os.cpu_count()`` without one)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def ort_threads_per_process(processes: int) -> int:
     """Share the cores this process may use between the model-running worker processes."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return max(1, cores // max(1, processes))
+    return max(1, usable_cores() // max(1, processes))
+
+
+#: CPU seconds each stage's worker spends per sampled frame with the default settings, measured
+#: on the H.264 TV edit (bench/README.md, "Workers sized to the machine"): the detect worker
+#: decodes, detects and aligns; the embed worker embeds (1.5 faces per sampled frame there).
+STAGE_COST = {"detect": 0.030, "embed": 0.020}
+
+
+def size_workers(
+    num_det: int | str, num_emb: int | str, cores: int | None = None, cost: dict[str, float] | None = None
+) -> tuple[int, int]:
+    """``--num-det``/``--num-emb`` for the embedded default: 'auto' shares the cores between the
+    stages in proportion to their measured cost (:data:`STAGE_COST`), one process per core and
+    at least one per stage, so processes x threads never exceed the cores (except on one core,
+    where two processes are the least the pipeline needs). A number given is kept as is."""
+    cores = cores or usable_cores()
+    cost = cost or STAGE_COST
+    share = cost["detect"] / (cost["detect"] + cost["embed"])
+    if num_det == "auto" and num_emb == "auto":
+        det = min(cores - 1, max(1, round(cores * share))) if cores > 1 else 1
+        return det, max(1, cores - det)
+    if num_det == "auto":
+        return max(1, cores - int(num_emb)), int(num_emb)
+    if num_emb == "auto":
+        return int(num_det), max(1, cores - int(num_det))
+    return int(num_det), int(num_emb)

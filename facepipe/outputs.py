@@ -83,9 +83,27 @@ def build_summary(store: RunStore, elapsed_s: float, final: FinalIdentities) -> 
         "online_identities": stats["identities"],
         "counts": counts,
         "stage_seconds": store.timings(),
+        "runtimes": store.runtimes(),
+        "decode": decode_summary(stats["frames_read"], meta.get("params", {})),
         "failed_chunks": store.failed(),
         "warnings": store.warnings(),
         "params": meta.get("params", {}),
+    }
+
+
+def decode_summary(frames_decoded: int, params: dict[str, Any]) -> dict[str, Any]:
+    """How much decoding the run did, against the video's frames and the frames up to the last
+    sampled one (decoding can stop there): 1.0 means every such frame was decoded once; below
+    1.0, frames were skipped (GOPs or non-reference frames no sampled frame needs)."""
+    count, step = int(params.get("frame_count") or 0), int(params.get("frame_step") or 1)
+    to_last = ((count - 1) // step) * step + 1 if count > 0 else 0
+    return {
+        "decoder": params.get("decoder", "opencv"),
+        "frames_decoded": frames_decoded,
+        "video_frames": count,
+        "frames_to_last_sample": to_last,
+        "per_video_frame": round(frames_decoded / count, 3) if count else None,
+        "per_frame_to_last_sample": round(frames_decoded / to_last, 3) if to_last else None,
     }
 
 
@@ -105,6 +123,7 @@ def format_summary(summary: dict[str, Any], out_dir: Path) -> str:
         f"run {summary['run_id']} finished in {summary['elapsed_s']:.1f} s",
         f"  frames read {summary['frames_read']}, sampled {summary['frames_sampled']}, "
         f"blurry (skipped) {summary['frames_blurry']}",
+        *[f"  models: {runtime}" for runtime in summary.get("runtimes", [])],
         f"  faces detected and queued {summary['faces_detected']}, embedded "
         f"{summary['faces_embedded']}, saved {summary['faces_saved']}",
         f"  identities {summary['identities']} (online {summary['online_identities']}, merged "

@@ -12,7 +12,7 @@ from facepipe.contracts import Chunk, ChunkRecord, DetectedFace, RunParams, Ship
 from facepipe.faces import align, decode_crop, encode_crop
 from facepipe.models import FaceDetector, FaceEmbedder
 from facepipe.quality import BlurGate
-from facepipe.video import ChunkReader, PayloadReader
+from facepipe.video import PayloadReader, chunk_reader
 
 
 def blur_gate(params: RunParams) -> BlurGate | None:
@@ -45,7 +45,7 @@ def detect_chunk(
     timings = {"decode": 0.0, "blur": 0.0, "detect": 0.0, "align": 0.0}
     mark = time.perf_counter()
     reader = (
-        ChunkReader(params.video, chunk, params.frame_step, decode_threads, cache_dir)
+        chunk_reader(params.video, chunk, params.frame_step, decode_threads, cache_dir)
         if shipped is None
         else PayloadReader(shipped)
     )

@@ -16,14 +16,14 @@ from collections.abc import Callable
 
 from facepipe.bridge import CelerySender
 from facepipe.dispatch import FrameShipper, follow, new_run_id, submit
-from facepipe.embedded import EmbeddedCluster, ort_threads_per_process
+from facepipe.embedded import EmbeddedCluster, ort_threads_per_process, size_workers
 from facepipe.errors import FacepipeError
-from facepipe.models import execution_providers, resolve_model
+from facepipe.models import ModelLoadError, execution_providers, resolve_model, resolve_runtime
 from facepipe.outputs import exit_status, finish_run, prepare_out
 from facepipe.settings import Settings, WorkerSettings, load_worker_settings
 from facepipe.stages import Send
 from facepipe.store import RunStore, connect, ping
-from facepipe.video import VideoInfo, probe
+from facepipe.video import Plan, VideoInfo, plan, probe
 
 log = logging.getLogger(__name__)
 
@@ -31,12 +31,14 @@ log = logging.getLogger(__name__)
 def run_video(video: str, settings: Settings) -> int:
     """``facepipe run``: validate everything first, then dispatch and follow to the end."""
     started = time.monotonic()
-    info = probe(video, load_worker_settings().cache_dir)
+    cache_dir = load_worker_settings().cache_dir
+    info = probe(video, cache_dir)
     resolve_model("detector", settings.det_model)
     resolve_model("embedder", settings.rec_model)
     execution_providers(settings.providers)  # '--providers cuda' without CUDA fails here, in one line
-    run_id = new_run_id()
     broker = settings.broker_url()
+    _check_runtime(settings, embedded=broker is None)
+    run_id = new_run_id()
     if broker is None and settings.redis_port != 6379 and settings.redis_host is None:
         raise FacepipeError("--redis-port needs --redis-host (or pass --broker)")
     if broker is not None:
@@ -56,30 +58,54 @@ def run_video(video: str, settings: Settings) -> int:
 
     if broker is not None:
         store = RunStore(client, settings.redis_prefix, run_id)
-        _dispatch_and_follow(store, info, settings, CelerySender(broker), show)
+        planned = plan(info, settings.decoder, settings.frame_step, settings.chunk_size, cache_dir=cache_dir)
+        _dispatch_and_follow(store, info, settings, CelerySender(broker), show, planned)
         return exit_status(finish_run(store, out, time.monotonic() - started))
 
+    num_det, num_emb = size_workers(settings.num_det, settings.num_emb)
+    settings = settings.model_copy(update={"num_det": num_det, "num_emb": num_emb})
+    planned = plan(info, settings.decoder, settings.frame_step, settings.chunk_size)
     with EmbeddedCluster(out / "logs", run_id) as cluster:
         cluster.start(
-            {"detect": settings.num_det, "embed": settings.num_emb},
+            {"detect": num_det, "embed": num_emb},
             _embedded_worker_env(settings),
             debug=settings.debug,
         )
         log.debug("server and workers started after %.2f s", time.monotonic() - started)
         store = RunStore(connect(cluster.url), settings.redis_prefix, run_id)
         _dispatch_and_follow(
-            store, info, settings, CelerySender(cluster.url), show, cluster.workers.check_alive
+            store, info, settings, CelerySender(cluster.url), show, planned, cluster.workers.check_alive
         )
         log.debug("all chunks applied after %.2f s", time.monotonic() - started)
         cluster.workers.begin_stop(cold=True)  # nothing in flight: let them go while we write outputs
         return exit_status(finish_run(store, out, time.monotonic() - started))
 
 
+def _check_runtime(settings: Settings, embedded: bool) -> None:
+    """Refuse a backend/precision request that cannot run, in one line, before anything starts.
+
+    Embedded workers run on this host, so its CPU decides (bf16 where the CPU has none is an
+    error). Remote workers decide on their own hosts; only what no host could run fails here,
+    and a worker without bf16 runs fp32 and the summary says so.
+    """
+    if embedded:
+        resolve_runtime(settings.backend, settings.precision, settings.providers, strict=True)
+    elif settings.precision == "bf16" and settings.backend == "onnxruntime":
+        raise ModelLoadError("--precision bf16 needs --backend openvino (or auto); use --precision fp32")
+
+
 def _embedded_worker_env(settings: Settings) -> dict[str, str]:
-    """The embedded workers' settings: the cores split between the model processes, and no
-    task events (nobody watches a private server with Flower)."""
-    threads = settings.ort_threads or ort_threads_per_process(settings.num_det + settings.num_emb)
-    worker = WorkerSettings(ort_threads=threads, providers=settings.providers, task_events=False)
+    """The embedded workers' settings: the cores split between the model processes, the run's
+    runtime (so the models they preload are the ones the run uses), and no task events
+    (nobody watches a private server with Flower)."""
+    threads = settings.ort_threads or ort_threads_per_process(int(settings.num_det) + int(settings.num_emb))
+    worker = WorkerSettings(
+        ort_threads=threads,
+        providers=settings.providers,
+        backend=settings.backend,
+        precision=settings.precision,
+        task_events=False,
+    )
     return {
         **worker.as_env(),
         # numpy's BLAS threads would fight the model processes for the cores.
@@ -94,10 +120,11 @@ def _dispatch_and_follow(
     settings: Settings,
     send: Send,
     show: bool,
+    planned: Plan,
     check_workers: Callable[[], None] | None = None,
 ) -> None:
     """Queue the chunks (or ship their frames from a thread) and follow the run to its end."""
-    chunks = submit(store, info, settings, send)
+    chunks = submit(store, info, settings, send, planned)
     shipper = FrameShipper(store, info, chunks, settings, send) if settings.ship_frames else None
 
     def check_alive() -> None:

@@ -19,6 +19,7 @@ Layout (``K = PREFIX:run:RUN_ID``):
 ``K:failed``                list    JSON of each chunk given up on, with the reason
 ``K:timings``               hash    seconds per stage (decode, blur, detect, align, embed), summed
 ``K:warnings``              list    problems to report (unsaved crops, unreadable frames)
+``K:runtimes``              set     what ran the models, per stage ("detect: openvino fp32 on CPU")
 ``K:fault:STAGE:SEQ``       string  test hook only: marks a fault injection as done
 ==========================  ======  ===========================================================
 
@@ -267,6 +268,14 @@ class RunStore:
 
     def failed(self) -> list[dict[str, Any]]:
         return [orjson.loads(x) for x in self.r.lrange(self.key("failed"), 0, -1)]
+
+    def note_runtime(self, stage: str, runtime: str) -> None:
+        """Record what ran a stage's model (a worker's resolved backend and precision)."""
+        self.r.sadd(self.key("runtimes"), f"{stage}: {runtime}")
+
+    def runtimes(self) -> list[str]:
+        """Every stage/runtime pair a worker of this run recorded, sorted."""
+        return sorted(x.decode() for x in self.r.smembers(self.key("runtimes")))
 
     def load_bank(self, client: Any | None = None) -> IdentityBank:
         """Rebuild the identity bank from its hashes, in one round trip.

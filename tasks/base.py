@@ -62,22 +62,22 @@ def _client(url: str) -> redis.Redis:
     return connect(url, timeout=30)
 
 
-@functools.lru_cache(maxsize=2)
-def detector(explicit: str | None) -> FaceDetector:
-    """This process's detector (loaded once): the run's ``--det-model``, else the worker's."""
+@functools.lru_cache(maxsize=4)
+def detector(explicit: str | None, backend: str = "auto", precision: str = "fp32") -> FaceDetector:
+    """This process's detector (loaded once per runtime): the run's ``--det-model``, else the worker's."""
     settings = worker_settings()
     model = FaceDetector.from_settings(
-        explicit or settings.det_model, settings.ort_threads, settings.providers
+        explicit or settings.det_model, settings.ort_threads, settings.providers, backend, precision
     )
     return model.load()  # type: ignore[return-value]
 
 
-@functools.lru_cache(maxsize=2)
-def embedder(explicit: str | None) -> FaceEmbedder:
-    """This process's embedder (loaded once): the run's ``--rec-model``, else the worker's."""
+@functools.lru_cache(maxsize=4)
+def embedder(explicit: str | None, backend: str = "auto", precision: str = "fp32") -> FaceEmbedder:
+    """This process's embedder (loaded once per runtime): the run's ``--rec-model``, else the worker's."""
     settings = worker_settings()
     model = FaceEmbedder.from_settings(
-        explicit or settings.rec_model, settings.ort_threads, settings.providers
+        explicit or settings.rec_model, settings.ort_threads, settings.providers, backend, precision
     )
     return model.load()  # type: ignore[return-value]
 

@@ -13,14 +13,12 @@ from tasks.celery_app import app
 def detect(self: StageTask, run: RunContext, message: DetectMessage) -> str:
     """Chunk ``message.chunk`` of the run's video (or the frames shipped in the message)."""
     settings = worker_settings()
+    params = run.params
+    model = detector(params.det_model, params.backend, params.precision)
     record = detect_chunk(
-        message.chunk,
-        run.params,
-        detector(run.params.det_model),
-        message.frames,
-        settings.decode_threads,
-        settings.cache_dir,
+        message.chunk, params, model, message.frames, settings.decode_threads, settings.cache_dir
     )
+    run.store.note_runtime("detect", model.runtime.describe())
     self.hand_on(
         EMBED, EmbedMessage(run_id=message.run_id, prefix=message.prefix, chunk=message.chunk, record=record)
     )

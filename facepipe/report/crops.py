@@ -1,10 +1,13 @@
 """Face crops for the report, read back from the video: the only part of the report that decodes video.
 
-Each chosen frame is read with one seek, or with a few forward grabs when it is close
-after the previous one (seeking re-decodes from the last keyframe, so for
-nearby frames grabbing is cheaper). A crop becomes a base64 JPEG ``data:`` URI so the
-page stays one self-contained file. When the video cannot be read (moved, deleted), no
-crops come back, and the reason does, for the page to show instead.
+The chosen frames are decoded from their keyframes, each GOP only as far as its chosen frames
+need and without its unreferenced frames (:func:`facepipe.video.read_frames`); where PyAV
+cannot index the file, OpenCV reads each with one seek, or with a few forward grabs when it is
+close after the previous one (seeking re-decodes from the last keyframe, so for nearby frames
+grabbing is cheaper); on H.264 with long GOPs those seeks cost several times more. A crop
+becomes a base64 JPEG ``data:`` URI so the page stays one self-contained file. When the video
+cannot be read (moved, deleted), no crops come back, and the reason does, for the page to show
+instead.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import cv2
 import numpy as np
 
 from facepipe.images import encode_jpeg, square_crop, to_base64
+from facepipe.video import read_frames
 
 CROP_PX = 144
 CROP_MARGIN = 0.3  # of the box's longer side, added on every side
@@ -61,22 +65,29 @@ def read_crops(video_path: str | None, wanted: list[dict[str, Any]]) -> tuple[di
         return {}, None
     if not video_path or not Path(video_path).is_file():
         return {}, f"video not found at {video_path}" if video_path else "no video path recorded"
-    cap = cv2.VideoCapture(str(video_path))
-    if not cap.isOpened():
-        cap.release()
-        return {}, f"cannot open {video_path} as a video"
     by_frame: dict[int, list[dict[str, Any]]] = defaultdict(list)
     for face in wanted:
         by_frame[int(face["frame"])].append(face)
     crops: dict[int, str] = {}
+    frames = read_frames(str(video_path), sorted(by_frame))
+    cap = None
+    if frames is None:
+        cap = cv2.VideoCapture(str(video_path))
+        if not cap.isOpened():
+            cap.release()
+            return {}, f"cannot open {video_path} as a video"
+        frames = _frames(cap, sorted(by_frame))
     try:
-        for index, frame in _frames(cap, sorted(by_frame)):
+        for index, frame in frames:
             for face in by_frame[index]:
                 uri = crop_uri(frame, face["bbox"])
                 if uri:
                     crops[id(face)] = uri
+    except (OSError, ValueError):  # a damaged file: show the crops read so far
+        pass
     finally:
-        cap.release()
+        if cap is not None:
+            cap.release()
     if not crops:
         return crops, f"no frames could be read from {video_path}"
     return crops, None
