@@ -151,6 +151,13 @@ class EmbeddedServer:
             self.proc = None
 
 
+#: queue -> the queue its embedded workers also serve when their own is empty. Workers take
+#: from their queues in the order listed (celeryconfig's ``queue_order_strategy``), so an embed
+#: worker embeds whenever there is embedding to do and detects otherwise: with one process
+#: per core, no core idles while the slower stage (detection, on H.264) has work queued.
+HELPS = {"embed": "detect"}
+
+
 class EmbeddedWorkers:
     """Local ``celery worker`` processes (by default one per queue), logs under ``log_dir``."""
 
@@ -165,14 +172,19 @@ class EmbeddedWorkers:
         """``concurrency[queue]`` single-process (solo pool) workers per scalable queue, one writer.
 
         Separate solo workers rather than one prefork pool: a pool's parent process costs
-        about 1.3 CPU s and 100 MB a run and does no model work. Each worker loads its model
-        at start-up (``FACEPIPE_PRELOAD``), so the first chunk does not wait for it.
+        about 1.3 CPU s and 100 MB a run and does no model work. Each worker loads its models
+        at start-up (``FACEPIPE_PRELOAD``), so the first chunk does not wait for them. An embed
+        worker also serves the detect queue when its own is empty (:data:`HELPS`).
         """
+        by_queue = {stage.queue: stage for stage in STAGES}
         for stage in STAGES:
             count = concurrency[stage.queue] if stage.scalable else 1
+            helped = by_queue[HELPS[stage.queue]] if stage.queue in HELPS else None
+            queues = ",".join(filter(None, [stage.queue, helped and helped.queue]))
+            models = ",".join(filter(None, [stage.model, helped and helped.model]))
             for i in range(count):
                 name = stage.queue if count == 1 else f"{stage.queue}-{i + 1}"
-                self.start_one(name, stage.queue, 1, {"FACEPIPE_PRELOAD": stage.model or "", **env}, debug)
+                self.start_one(name, queues, 1, {"FACEPIPE_PRELOAD": models, **env}, debug)
 
     def start_one(
         self, name: str, queue: str, procs: int, env: dict[str, str], debug: bool = False

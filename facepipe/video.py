@@ -108,9 +108,10 @@ def plan_chunks(frame_count: int, frame_step: int, chunk_size: int) -> list[Chun
 class KeyframeIndex:
     """Where a video's keyframes are, from its packet headers: display index and timestamp."""
 
-    frame_count: int
+    frame_count: int  # frames the stream shows
     keys: tuple[int, ...]  # display index of each keyframe, ascending; keys[0] == 0
     key_pts: tuple[int, ...]  # its timestamp, in the stream's time base
+    packets: int = 0  # every packet, shown or discarded (what a container's frame count counts)
 
 
 def scan_keyframes(path: str | os.PathLike[str]) -> KeyframeIndex | None:
@@ -135,11 +136,13 @@ def scan_keyframes(path: str | os.PathLike[str]) -> KeyframeIndex | None:
             stream = container.streams.video[0]
             shown: list[int] = []
             keys: list[int] = []
+            stamps: list[int] = []
             for packet in container.demux(stream):
                 if packet.size == 0:  # the demuxer's end-of-stream marker
                     continue
                 if packet.pts is None:
                     return None
+                stamps.append(packet.pts)
                 if not packet.is_discard:
                     shown.append(packet.pts)
                 if packet.is_keyframe:
@@ -153,7 +156,7 @@ def scan_keyframes(path: str | os.PathLike[str]) -> KeyframeIndex | None:
     # One keyframe per display index: the latest one, which needs the least decoding.
     by_index = {bisect.bisect_left(shown, pts): pts for pts in sorted(set(keys))}
     by_index = {n: pts for n, pts in sorted(by_index.items()) if n < len(shown)}
-    return KeyframeIndex(len(shown), tuple(by_index), tuple(by_index.values()))
+    return KeyframeIndex(len(shown), tuple(by_index), tuple(by_index.values()), len(stamps))
 
 
 def plan_keyframe_chunks(
@@ -235,15 +238,30 @@ def plan(
     ``pyav``), else the seed's frame ranges (``opencv``, or ``auto`` on a file PyAV cannot index).
 
     With keyframes, the frame count is the number of frames the stream shows (exact, from the
-    packets), not the container's announcement that OpenCV reports.
+    packets) rather than the container's announcement that OpenCV reports, which also counts
+    frames an edit list hides; where the announcement exceeds even the packets (a truncated
+    file), it is kept, and the missing frames are planned so that they are reported unreadable.
     """
     if decoder in ("auto", "pyav"):
         local = local_copy(info.path, cache_dir) if is_url(info.path) else info.path
         index = scan_keyframes(local)
         if index is not None:
-            return Plan(
-                "pyav", index.frame_count, plan_keyframe_chunks(index, frame_step, chunk_size, min_chunks)
-            )
+            chunks = plan_keyframe_chunks(index, frame_step, chunk_size, min_chunks)
+            if info.frame_count <= index.packets:
+                return Plan("pyav", index.frame_count, chunks)
+            # The container announces frames the file does not hold (truncated): plan them too,
+            # so their sampled frames are counted as unreadable and the user hears of it.
+            tail = sampled_frames(index.frame_count, info.frame_count, frame_step)
+            if tail:
+                last = Chunk(
+                    seq=len(chunks),
+                    start=tail[0],
+                    stop=info.frame_count,
+                    key=index.keys[-1],
+                    key_pts=index.key_pts[-1],
+                )
+                chunks = [*chunks, last]
+            return Plan("pyav", info.frame_count, chunks)
         if decoder == "pyav":
             raise FacepipeError(
                 f"--decoder pyav cannot index the keyframes of {info.path} (no timestamps, or a format "
