@@ -30,7 +30,6 @@ import argparse
 import os
 import sys
 import time
-from fractions import Fraction
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -135,26 +134,19 @@ def build(path: Path = DEFAULT_PATH, loops: int = 7, fourcc: str = "mp4v", force
 
 
 def encode_h264(frames, path: Path, fps: float = FPS, keyint: int | None = None) -> int:
-    """Encode BGR ``frames`` to H.264 in MP4 with x264's defaults (``keyint`` overrides the GOP).
-
-    Frame threads, not slices: PyAV's encoder default is sliced threads, which would cut
-    every picture into slices the way the ffmpeg command line does not.
-    """
-    import av
+    """Encode BGR ``frames`` to H.264 in MP4 with x264's defaults (``keyint`` overrides the GOP):
+    :func:`facepipe.samples.write_h264`. Returns the number of frames."""
+    from facepipe.samples import write_h264
 
     count = 0
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
-        stream.width, stream.height, stream.pix_fmt = SIZE[0], SIZE[1], "yuv420p"
-        stream.thread_type = "FRAME"
-        if keyint is not None:
-            stream.options = {"x264-params": f"keyint={keyint}:min-keyint={keyint}"}
+
+    def counted():
+        nonlocal count
         for frame in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="bgr24")):
-                out.mux(packet)
             count += 1
-        for packet in stream.encode():
-            out.mux(packet)
+            yield frame
+
+    write_h264(path, counted(), fps, keyint)
     return count
 
 

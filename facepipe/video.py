@@ -475,9 +475,10 @@ class KeyframeReader:
                 self.grabbed = decoder.grabbed
 
 
-def read_frames(path: str, indices: list[int]) -> Iterator[tuple[int, np.ndarray]] | None:
+def read_frames(path: str, indices: list[int], threads: int = 0) -> Iterator[tuple[int, np.ndarray]] | None:
     """``(index, bgr)`` for the sorted frame ``indices`` of a video, each GOP decoded as far as its
-    wanted frames need (:class:`KeyframeDecoder`); None when the file cannot be indexed."""
+    wanted frames need (:class:`KeyframeDecoder`, ``threads`` decoder threads: 0 = FFmpeg's
+    choice, for a caller that has the cores to itself); None when the file cannot be indexed."""
     index = scan_keyframes(path)
     if index is None:
         return None
@@ -486,7 +487,7 @@ def read_frames(path: str, indices: list[int]) -> Iterator[tuple[int, np.ndarray
         groups: dict[int, list[int]] = {}
         for frame in indices:
             groups.setdefault(bisect.bisect_right(index.keys, frame) - 1, []).append(frame)
-        with KeyframeDecoder(path) as decoder:
+        with KeyframeDecoder(path, threads) as decoder:
             for gop, wanted in sorted(groups.items()):
                 yield from decoder.frames(index.keys[gop], index.key_pts[gop], wanted)
 

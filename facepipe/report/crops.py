@@ -69,7 +69,8 @@ def read_crops(video_path: str | None, wanted: list[dict[str, Any]]) -> tuple[di
     for face in wanted:
         by_frame[int(face["frame"])].append(face)
     crops: dict[int, str] = {}
-    frames = read_frames(str(video_path), sorted(by_frame))
+    # The report is written after the workers have stopped: the decoder may use every core.
+    frames = read_frames(str(video_path), sorted(by_frame), threads=0)
     cap = None
     if frames is None:
         cap = cv2.VideoCapture(str(video_path))
