@@ -139,7 +139,9 @@ def run_params(video: Path, step: int = STEP):
     from facepipe.settings import Settings
     from facepipe.video import probe
 
-    return RunParams.build(Settings(frame_step=step), probe(video))
+    # The sets were labelled at the seed's detector input; --det-input auto finds slightly other
+    # faces (bench/speed_accuracy.py measures how), so the sets stay pinned to 640x640.
+    return RunParams.build(Settings(frame_step=step, det_input="640x640"), probe(video))
 
 
 def detect_video(video: Path, step: int, detector, embedder) -> dict[str, np.ndarray]:

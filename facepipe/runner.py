@@ -27,6 +27,11 @@ from facepipe.video import Plan, VideoInfo, plan, probe
 
 log = logging.getLogger(__name__)
 
+#: with fewer keyframe chunks than this many per model process, the embedded default splits
+#: GOPs (the later parts decode the GOP's start again) rather than leave processes waiting;
+#: measured on the shared clips (bench/README.md, "Decoding twice or waiting")
+SPLIT_CHUNKS_PER_PROCESS = 2
+
 
 def run_video(video: str, settings: Settings) -> int:
     """``facepipe run``: validate everything first, then dispatch and follow to the end."""
@@ -64,7 +69,9 @@ def run_video(video: str, settings: Settings) -> int:
 
     num_det, num_emb = size_workers(settings.num_det, settings.num_emb)
     settings = settings.model_copy(update={"num_det": num_det, "num_emb": num_emb})
-    planned = plan(info, settings.decoder, settings.frame_step, settings.chunk_size)
+    # A short clip is often one or two GOPs: split them so every worker has work (bench/README.md).
+    min_chunks = SPLIT_CHUNKS_PER_PROCESS * (num_det + num_emb)
+    planned = plan(info, settings.decoder, settings.frame_step, settings.chunk_size, min_chunks)
     with EmbeddedCluster(out / "logs", run_id) as cluster:
         cluster.start(
             {"detect": num_det, "embed": num_emb},
