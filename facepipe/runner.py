@@ -69,9 +69,6 @@ def run_video(video: str, settings: Settings) -> int:
 
     num_det, num_emb = size_workers(settings.num_det, settings.num_emb)
     settings = settings.model_copy(update={"num_det": num_det, "num_emb": num_emb})
-    # A short clip is often one or two GOPs: split them so every worker has work (bench/README.md).
-    min_chunks = SPLIT_CHUNKS_PER_PROCESS * (num_det + num_emb)
-    planned = plan(info, settings.decoder, settings.frame_step, settings.chunk_size, min_chunks)
     with EmbeddedCluster(out / "logs", run_id) as cluster:
         cluster.start(
             {"detect": num_det, "embed": num_emb},
@@ -79,6 +76,17 @@ def run_video(video: str, settings: Settings) -> int:
             debug=settings.debug,
         )
         log.debug("server and workers started after %.2f s", time.monotonic() - started)
+        # Planned while the workers import and load their models (the keyframe scan of a long
+        # video takes a second). A short clip is often one or two GOPs: split them so every
+        # process has work (bench/README.md).
+        min_chunks = SPLIT_CHUNKS_PER_PROCESS * (num_det + num_emb)
+        planned = plan(info, settings.decoder, settings.frame_step, settings.chunk_size, min_chunks)
+        log.debug(
+            "%d chunks planned (%s) after %.2f s",
+            len(planned.chunks),
+            planned.decoder,
+            time.monotonic() - started,
+        )
         store = RunStore(connect(cluster.url), settings.redis_prefix, run_id)
         _dispatch_and_follow(
             store, info, settings, CelerySender(cluster.url), show, planned, cluster.workers.check_alive
