@@ -48,7 +48,7 @@ def finish_run(store: RunStore, out: Path, elapsed_s: float) -> dict[str, Any]:
     summary = build_summary(store, elapsed_s, final)
     write_outputs(out, summary, final)
     write_bank(store, out / "bank.npz", final)
-    build_report(out)
+    build_report(out, kept=store.crops)  # the crops the detect workers kept: no decoding
     log.debug("outputs written in %.2f s", time.monotonic() - t0)
     store.set_meta(status="failed-chunks" if summary["failed_chunks"] else "done")
     print(format_summary(summary, out))

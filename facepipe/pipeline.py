@@ -6,11 +6,14 @@ Celery tasks call these; tests, benchmarks and the plain-loop reference call the
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
+
+import numpy as np
 
 from facepipe.contracts import Chunk, ChunkRecord, DetectedFace, RunParams, ShippedFrame
 from facepipe.faces import align, decode_crop, encode_crop
-from facepipe.models import FaceDetector, FaceEmbedder
+from facepipe.models import Detection, FaceDetector, FaceEmbedder
 from facepipe.quality import BlurGate
 from facepipe.video import PayloadReader, chunk_reader
 
@@ -34,11 +37,13 @@ def detect_chunk(
     shipped: list[ShippedFrame] | None = None,
     decode_threads: int = 1,
     cache_dir: Path | None = None,
+    on_face: Callable[[int, np.ndarray, Detection], None] | None = None,
 ) -> ChunkRecord:
     """Decode the chunk's sampled frames, gate blur, detect, align; crops as PNG.
 
     Frames come from the run's video itself, or from ``shipped`` (JPEG frames that
-    travelled in the task message, for hosts without the video).
+    travelled in the task message, for hosts without the video). ``on_face(frame index,
+    frame, face)`` sees each kept face while its frame is at hand (the report's crop).
     """
     record = ChunkRecord(seq=chunk.seq, start=chunk.start, stop=chunk.stop, step=params.frame_step)
     gate = blur_gate(params)
@@ -80,6 +85,8 @@ def detect_chunk(
                 )
             )
             record.crops.append(encode_crop(align(frame, face)))
+            if on_face is not None:
+                on_face(index, frame, face)
         t2 = time.perf_counter()
         timings["detect"] += t1 - t0
         timings["align"] += t2 - t1

@@ -93,7 +93,9 @@ def run_video(video: str, settings: Settings) -> int:
         )
         log.debug("all chunks applied after %.2f s", time.monotonic() - started)
         cluster.workers.begin_stop(cold=True)  # nothing in flight: let them go while we write outputs
-        return exit_status(finish_run(store, out, time.monotonic() - started))
+        summary = finish_run(store, out, time.monotonic() - started)
+        cluster.workers.kill()  # whatever of their shutdown is left
+        return exit_status(summary)
 
 
 def _check_runtime(settings: Settings, embedded: bool) -> None:

@@ -20,6 +20,7 @@ Layout (``K = PREFIX:run:RUN_ID``):
 ``K:timings``               hash    seconds per stage (decode, blur, detect, align, embed), summed
 ``K:warnings``              list    problems to report (unsaved crops, unreadable frames)
 ``K:runtimes``              set     what ran the models, per stage ("detect: openvino fp32 on CPU")
+``K:crops``                 hash    every face's report crop (JPEG, ~6 KB) by "frame:box", from detect
 ``K:fault:STAGE:SEQ``       string  test hook only: marks a fault injection as done
 ==========================  ======  ===========================================================
 
@@ -268,6 +269,17 @@ class RunStore:
 
     def failed(self) -> list[dict[str, Any]]:
         return [orjson.loads(x) for x in self.r.lrange(self.key("failed"), 0, -1)]
+
+    def keep_crops(self, crops: dict[str, bytes]) -> None:
+        """Keep faces' report crops (by :func:`facepipe.report.crops.face_key`); idempotent."""
+        if crops:
+            self.r.hset(self.key("crops"), mapping=crops)
+
+    def crops(self, keys: list[str]) -> dict[str, bytes]:
+        """The kept crops of these faces (missing ones are left out)."""
+        if not keys:
+            return {}
+        return {k: v for k, v in zip(keys, self.r.hmget(self.key("crops"), keys), strict=True) if v}
 
     def note_runtime(self, stage: str, runtime: str) -> None:
         """Record what ran a stage's model (a worker's resolved backend and precision)."""

@@ -14,8 +14,9 @@ from pathlib import Path
 import cv2
 import pytest
 
+from facepipe.keyframes import read_frames, scan_keyframes
 from facepipe.samples import t1_frames, write_h264
-from facepipe.video import KeyframeReader, plan, probe, read_frames, scan_keyframes
+from facepipe.video import KeyframeReader, plan, probe
 from tests.helpers import facepipe, read_run
 
 #: x264's defaults, or all-intra

@@ -7,10 +7,11 @@ import pytest
 from facepipe.contracts import Chunk, RunParams, sampled_frames
 from facepipe.embedded import size_workers
 from facepipe.errors import FacepipeError
+from facepipe.keyframes import KeyframeIndex
 from facepipe.models import resolve_runtime
 from facepipe.outputs import decode_summary
 from facepipe.settings import Settings
-from facepipe.video import KeyframeIndex, VideoInfo, plan_keyframe_chunks
+from facepipe.video import VideoInfo, plan_keyframe_chunks
 
 #: a 5-minute TV edit's shape: GOPs cut by scene changes, one long GOP, a short tail
 INDEX = KeyframeIndex(1000, (0, 40, 100, 350, 380, 700, 960), tuple(range(0, 7000, 1000)), 1000)
