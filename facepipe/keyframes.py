@@ -108,9 +108,10 @@ class KeyframeDecoder:
         self.container = av.open(path)
         self.stream = self.container.streams.video[0]
         self.context = self.stream.codec_context
-        if threads != 1:
-            self.context.thread_type = "AUTO"
-            self.context.thread_count = threads
+        # PyAV's default is FFmpeg's thread count (one per core): a worker process decodes on
+        # one thread unless told otherwise, since the parallelism comes from processes.
+        self.context.thread_type = "AUTO" if threads != 1 else "NONE"
+        self.context.thread_count = threads
         self.grabbed = 0
         self._used = False
 

@@ -181,6 +181,12 @@ def _cuda_wanted(providers: str) -> bool:
     return execution_providers(providers)[0] == "CUDAExecutionProvider"
 
 
+#: ``--backend auto`` on an x86-64 CPU in fp32: the runtime measured faster for each model
+#: (``bench/models_bench.py`` on Zen 4: ArcFace 1.54x faster on OpenVINO, SCRFD 4-7% slower).
+#: In bf16 both run on OpenVINO, the only one of the two with bf16 on the CPU.
+AUTO_CPU_FP32 = {"detector": "onnxruntime", "embedder": "openvino"}
+
+
 def resolve_runtime(
     backend: str = "auto",
     precision: str = "fp32",
@@ -188,12 +194,15 @@ def resolve_runtime(
     *,
     strict: bool = True,
     capabilities: tuple[str, ...] | None = None,
+    kind: str | None = None,
 ) -> Runtime:
-    """Turn ``--backend``/``--precision``/``--providers`` into the :class:`Runtime` that will run.
+    """Turn ``--backend``/``--precision``/``--providers`` into the :class:`Runtime` that runs
+    model ``kind`` ('detector', 'embedder'; None: the embedder's choice).
 
-    ``auto`` is ONNX Runtime with CUDA where a GPU is usable (``--providers``), else OpenVINO
-    on an x86-64 CPU where it is installed (measured faster there: bench/README.md), else ONNX
-    Runtime on the CPU. bf16 needs OpenVINO and a CPU with native bf16: where the CPU lacks
+    ``auto`` is ONNX Runtime with CUDA where a GPU is usable (``--providers``); else, on an
+    x86-64 CPU with OpenVINO installed, the runtime measured faster for the model
+    (:data:`AUTO_CPU_FP32`; OpenVINO for both in bf16); else ONNX Runtime on the CPU. bf16
+    needs OpenVINO and a CPU with native bf16: where the CPU lacks
     it, ``strict`` (the CLI, whose host is the embedded workers' host) raises a one-line
     error; otherwise (a remote worker) the model runs in fp32 and :attr:`Runtime.note` says so.
     ``capabilities`` replaces :func:`cpu_capabilities` (to decide for another CPU).
@@ -209,7 +218,10 @@ def resolve_runtime(
     cuda = backend != "openvino" and _cuda_wanted(providers)
     if backend == "auto":
         x86 = platform.machine().lower() in ("x86_64", "amd64")
-        backend = "openvino" if not cuda and x86 and openvino_installed() else "onnxruntime"
+        if cuda or not x86 or not openvino_installed():
+            backend = "onnxruntime"
+        else:
+            backend = AUTO_CPU_FP32.get(kind or "embedder", "openvino") if precision == "fp32" else "openvino"
     if precision == "fp32":
         return Runtime(backend, "fp32", "CUDA" if cuda else "CPU")
     if backend != "openvino":
@@ -389,7 +401,9 @@ class FaceModel(ABC):
         """Resolve the runtime, build the session and InsightFace's wrapper around it; a no-op once
         loaded. A worker resolves leniently (bf16 on a CPU without it runs fp32, and says so)."""
         if self._net is None:
-            runtime = resolve_runtime(self.backend, self.precision, self.providers, strict=False)
+            runtime = resolve_runtime(
+                self.backend, self.precision, self.providers, strict=False, kind=self.kind
+            )
             self._net = self._wrap(make_session(self.path, self.threads, self.providers, runtime))
             self.runtime = runtime
             if runtime.device == "CUDA" and "CUDAExecutionProvider" not in self.active_providers():

@@ -103,6 +103,13 @@ def test_a_given_worker_count_is_kept_and_auto_takes_the_rest() -> None:
 
 def test_runtime_choice_and_its_one_line_errors() -> None:
     assert resolve_runtime("onnxruntime", "fp32", "cpu").backend == "onnxruntime"
+    assert resolve_runtime("openvino", "fp32", "cpu", kind="detector").backend == "openvino"
+    if resolve_runtime("auto", "fp32", "cpu", kind="embedder").backend == "openvino":  # x86-64 with OpenVINO
+        assert resolve_runtime("auto", "fp32", "cpu", kind="detector").backend == "onnxruntime"
+        assert (
+            resolve_runtime("auto", "bf16", "cpu", kind="detector", capabilities=("BF16",)).backend
+            == "openvino"
+        )
     assert resolve_runtime("openvino", "bf16", "cpu", capabilities=("BF16",)).precision == "bf16"
     with pytest.raises(FacepipeError, match="needs --backend openvino"):
         resolve_runtime("onnxruntime", "bf16", "cpu")
