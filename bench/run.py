@@ -1,23 +1,27 @@
-"""Baseline (A) against ``facepipe run`` (B), alternated A B A B ..., one command.
+"""Baseline (A) against ``facepipe run`` configurations, alternated A B1 B2 ... per round.
 
     python bench/run.py [--pairs 3] [--video PATH] [--frame-step 15]
-                        [--contender "--num-det 2 --num-emb 1"] [--contender-env K=V]
-                        [--baseline-args "--threads 1"] [--sim-thresh 0.27] [--refine-limit 30]
-                        [--no-snapshot] [--no-stage-run] [--no-sizes] [--results FILE]
+                        [--contender [NAME[@REV]=]FLAGS ...] [--reference NAME=FLAGS ...]
+                        [--contender-env K=V] [--baseline-args "--threads 1"]
+                        [--sim-thresh 0.27] [--refine-limit 30] [--no-snapshot]
+                        [--no-stage-run] [--no-sizes] [--results FILE]
+    python bench/run.py --episode --video LONG.mp4 --contender NAME=FLAGS ... [--episode-baseline]
 
 Both sides get the seed's clustering (``--sim-thresh``/``--refine-limit`` passed explicitly;
-B also ``--merge-thresh 0`` where facepipe has it), and run from a copy of ``facepipe/``,
-``tasks/`` and ``celeryconfig.py`` taken at start, so edits made meanwhile do not mix in.
+facepipe also ``--merge-thresh 0`` where it has it), and run from a copy of ``facepipe/``,
+``tasks/`` and ``celeryconfig.py`` taken at start (or a git revision's, ``NAME@REV=``), so
+edits made meanwhile do not mix in.
 
 Each run is a fresh subprocess timed from launch to exit (imports, model loads, worker
 start and stop included). While it runs, a sampler thread reads /proc every 0.1 s for
-the whole process tree (peak RSS per process and role, CPU seconds per role) and, for
-B, polls the run's embedded server for milestones (first chunk embedded, first face
-applied, last chunk applied). After the pairs:
+the whole process tree (peak RSS per process and role, CPU seconds per role, and every
+second RSS and CPU per role for the memory-over-time view) and, for facepipe, polls the
+run's embedded server for milestones (first chunk embedded, first face applied, last chunk
+applied). After the rounds:
 
-* one extra, untimed B run with Redis ``MONITOR`` attached recovers the per-chunk stage
-  timings (``ChunkRecord.timings``, which the writer deletes with the chunk), the bytes
-  of every task message, and the writer's time per chunk;
+* the ``--reference`` runs (untimed), which every contender's faces are compared with;
+* one extra, untimed run of the first contender with Redis ``MONITOR`` attached recovers
+  the bytes of every task message and the writer's time per chunk;
 * ``facepipe.pipeline.detect_chunk`` / ``embed_record`` run in this process on a sample
   of chunks to size a chunk record before and after embedding.
 

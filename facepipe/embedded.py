@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import math
 import os
 import shutil
 import signal
@@ -278,24 +279,26 @@ def ort_threads_per_process(processes: int) -> int:
 
 
 #: CPU seconds each stage's worker spends per sampled frame with the default settings, measured
-#: on the H.264 TV edit (bench/README.md, "Workers sized to the machine"): the detect worker
-#: decodes, detects and aligns; the embed worker embeds (1.5 faces per sampled frame there).
-STAGE_COST = {"detect": 0.030, "embed": 0.020}
+#: on the H.264 TV edit (bench/README.md; stage timers of bench/results_h264.json, "new"):
+#: decode + detect + align 22.3 s and embed 11.3 s for 599 sampled frames with 787 faces.
+STAGE_COST = {"detect": 0.037, "embed": 0.019}
 
 
 def size_workers(
     num_det: int | str, num_emb: int | str, cores: int | None = None, cost: dict[str, float] | None = None
 ) -> tuple[int, int]:
     """``--num-det``/``--num-emb`` for the embedded default: 'auto' shares the cores between the
-    stages in proportion to their measured cost (:data:`STAGE_COST`), one process per core and
-    at least one per stage, so processes x threads never exceed the cores (except on one core,
-    where two processes are the least the pipeline needs). A number given is kept as is."""
+    stages by their measured cost (:data:`STAGE_COST`), one single-threaded process per core
+    and at least one per stage, so processes x threads never exceed the cores (except on one
+    core, where two processes are the least the pipeline needs). Embed workers get the
+    rounded-up share: they also detect when they have nothing to embed (:data:`HELPS`), while
+    detect workers never embed. A number given is kept as is."""
     cores = cores or usable_cores()
     cost = cost or STAGE_COST
-    share = cost["detect"] / (cost["detect"] + cost["embed"])
+    embed_share = cost["embed"] / (cost["detect"] + cost["embed"])
     if num_det == "auto" and num_emb == "auto":
-        det = min(cores - 1, max(1, round(cores * share))) if cores > 1 else 1
-        return det, max(1, cores - det)
+        emb = min(max(1, cores - 1), max(1, math.ceil(cores * embed_share - 1e-9)))
+        return max(1, cores - emb), emb
     if num_det == "auto":
         return max(1, cores - int(num_emb)), int(num_emb)
     if num_emb == "auto":

@@ -86,10 +86,10 @@ def test_det_input_auto_is_resolved_from_the_video_once() -> None:
 
 
 @pytest.mark.parametrize(
-    ("cores", "expected"), [(1, (1, 1)), (2, (1, 1)), (4, (2, 2)), (8, (5, 3)), (16, (10, 6))]
+    ("cores", "expected"), [(1, (1, 1)), (2, (1, 1)), (3, (1, 2)), (4, (2, 2)), (8, (5, 3)), (16, (10, 6))]
 )
 def test_auto_workers_share_the_cores_by_stage_cost(cores: int, expected: tuple[int, int]) -> None:
-    num_det, num_emb = size_workers("auto", "auto", cores, {"detect": 0.03, "embed": 0.02})
+    num_det, num_emb = size_workers("auto", "auto", cores, {"detect": 0.037, "embed": 0.019})
     assert (num_det, num_emb) == expected
     assert num_det + num_emb <= max(2, cores), "one process per core at most"
 
