@@ -97,7 +97,7 @@ def test_a_run_on_keyframe_chunks_equals_the_seeds_frame_ranges(tmp_path: Path) 
         out = tmp_path / decoder
         proc = facepipe(
             "run", str(video), "--frame-step", "25", "--min-face", "30", "--decoder", decoder,
-            "--out", str(out), "--no-progress",
+            "--num-det", "1", "--num-emb", "1", "--out", str(out), "--no-progress",
         )  # fmt: skip
         assert proc.returncode == 0, proc.stderr
         runs[decoder] = read_run(out)
@@ -108,5 +108,8 @@ def test_a_run_on_keyframe_chunks_equals_the_seeds_frame_ranges(tmp_path: Path) 
     assert fast["frames_sampled"] == seed["frames_sampled"] == 12 and fast["identities"] == 6
     decode = fast["decode"]
     assert decode["decoder"] == "pyav" and decode["video_frames"] == 300
-    assert decode["frames_to_last_sample"] == 276 and decode["frames_decoded"] <= 276
+    # Two GOPs for two processes: the embedded default splits the first into parts that each
+    # decode from its keyframe (some frames twice), and still stays under issue #11's 1.05x.
+    assert fast["chunks"] == 4 and seed["chunks"] == 2
+    assert decode["frames_to_last_sample"] == 276 and decode["frames_decoded"] <= 1.05 * 276
     assert seed["decode"]["decoder"] == "opencv"
