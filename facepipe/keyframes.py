@@ -119,6 +119,9 @@ class KeyframeDecoder:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
         self.container.close()
 
     def frames(self, key: int, key_pts: int, wanted: range | list[int]) -> Iterator[tuple[int, np.ndarray]]:

@@ -68,14 +68,17 @@ class ModelSettings(BaseSettings):
         pattern="^(auto|cpu|cuda)$",
         description="ONNX Runtime: auto (CUDA where onnxruntime-gpu sees a GPU, else CPU), cpu, cuda",
     )
-    ort_threads: int = Field(0, ge=0, description="ONNX Runtime threads per worker process (0 = its default)")
+    ort_threads: int = Field(
+        0, ge=0, description="ONNX Runtime / OpenVINO threads per worker process (0 = the runtime's default)"
+    )
 
     # Inference runtime (issue #11). make_session() in facepipe/models.py is where they act.
     backend: str = Field(
         "auto",
         pattern="^(auto|onnxruntime|openvino)$",
-        description="inference runtime: auto (ONNX Runtime with CUDA where a GPU is usable, else "
-        "OpenVINO on an x86-64 CPU where installed, else ONNX Runtime), onnxruntime, openvino",
+        description="inference runtime: auto (ONNX Runtime with CUDA where a GPU is usable; on an "
+        "x86-64 CPU with OpenVINO, each model on the runtime measured faster for it; else ONNX "
+        "Runtime), onnxruntime, openvino",
     )
     precision: str = Field(
         "fp32",
