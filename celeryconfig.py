@@ -48,6 +48,10 @@ broker_transport_options = {
     # Look for such abandoned messages every few seconds (kombu's default is ~100 s).
     "unacked_restore_interval": _settings.restore_interval,
     "unacked_restore_throttle": 1,
+    # A worker consuming several queues (-Q embed,detect) takes from the first non-empty one
+    # in the order given, instead of kombu's default round robin: the embedded default's embed
+    # workers help with detection only when there is nothing to embed.
+    "queue_order_strategy": "priority",
 }
 broker_connection_retry_on_startup = True
 

@@ -60,7 +60,7 @@ def run_baseline(
     cpu = dict.fromkeys(timings, 0.0)  # process CPU seconds (all threads, ORT's pool included)
     cpu["load"] = time.process_time() - cpu_started
     bank = IdentityBank()
-    frames, identities = [], []
+    frames, identities, bboxes = [], [], []
     frames_read = sampled = 0
     first_face_epoch = None
 
@@ -88,10 +88,11 @@ def run_baseline(
             t2, c2 = time.perf_counter(), time.process_time()
             embeddings = embedder.embed(crops)
             t3, c3 = time.perf_counter(), time.process_time()
-            for embedding in embeddings:
+            for face, embedding in zip(faces, embeddings, strict=True):
                 match = bank.match_or_add(embedding, sim_thresh, refine_limit)
                 frames.append(index)
                 identities.append(match.identity)
+                bboxes.append([round(float(v), 2) for v in face.bbox])
             t4, c4 = time.perf_counter(), time.process_time()
             if faces and first_face_epoch is None:
                 first_face_epoch = time.time()
@@ -130,6 +131,7 @@ def run_baseline(
         "first_face_epoch": first_face_epoch,
         "face_frames": frames,
         "face_identities": identities,
+        "face_bboxes": bboxes,
     }
 
 

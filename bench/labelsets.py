@@ -214,7 +214,15 @@ def run_settings(name: str, step: int = STEP, **changes: Any):
     """The settings of ``facepipe run VIDEO --frame-step STEP [--min-face 40]`` for a set."""
     from facepipe.settings import Settings
 
-    values = {"frame_step": step, "min_face": min_face_of(name), "chunk_size": CHUNK_SIZE, **changes}
+    # The sets were labelled at the seed's detector input; --det-input auto finds slightly other
+    # faces (bench/speed_accuracy.py measures how), so the sets stay pinned to 640x640.
+    values = {
+        "frame_step": step,
+        "min_face": min_face_of(name),
+        "chunk_size": CHUNK_SIZE,
+        "det_input": "640x640",
+        **changes,
+    }
     return Settings(**values)
 
 

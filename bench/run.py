@@ -1,24 +1,28 @@
-"""Baseline (A) against ``facepipe run`` (B), alternated A B A B ..., one command.
+"""Baseline (A) against ``facepipe run`` configurations, alternated A B1 B2 ... per round.
 
     python bench/run.py [--pairs 3] [--video PATH] [--frame-step 15]
-                        [--contender "--num-det 2 --num-emb 1"] [--contender-env K=V]
-                        [--baseline-args "--threads 1"] [--sim-thresh 0.27] [--refine-limit 30]
-                        [--no-snapshot] [--no-stage-run] [--no-sizes] [--results FILE]
+                        [--contender [NAME[@REV]=]FLAGS ...] [--reference NAME=FLAGS ...]
+                        [--contender-env K=V] [--baseline-args "--threads 1"]
+                        [--sim-thresh 0.27] [--refine-limit 30] [--no-snapshot]
+                        [--no-stage-run] [--no-sizes] [--results FILE]
+    python bench/run.py --episode --video LONG.mp4 --contender NAME=FLAGS ... [--episode-baseline]
 
 Both sides get the seed's clustering (``--sim-thresh``/``--refine-limit`` passed explicitly;
-B also ``--clustering seed`` where facepipe has it, else ``--merge-thresh 0`` where it has that),
+facepipe also ``--clustering seed`` where it has it, else ``--merge-thresh 0`` where it has that),
 and run from a copy of ``facepipe/``,
-``tasks/`` and ``celeryconfig.py`` taken at start, so edits made meanwhile do not mix in.
+``tasks/`` and ``celeryconfig.py`` taken at start (or a git revision's, ``NAME@REV=``), so
+edits made meanwhile do not mix in.
 
 Each run is a fresh subprocess timed from launch to exit (imports, model loads, worker
 start and stop included). While it runs, a sampler thread reads /proc every 0.1 s for
-the whole process tree (peak RSS per process and role, CPU seconds per role) and, for
-B, polls the run's embedded server for milestones (first chunk embedded, first face
-applied, last chunk applied). After the pairs:
+the whole process tree (peak RSS per process and role, CPU seconds per role, and every
+second RSS and CPU per role for the memory-over-time view) and, for facepipe, polls the
+run's embedded server for milestones (first chunk embedded, first face applied, last chunk
+applied). After the rounds:
 
-* one extra, untimed B run with Redis ``MONITOR`` attached recovers the per-chunk stage
-  timings (``ChunkRecord.timings``, which the writer deletes with the chunk), the bytes
-  of every task message, and the writer's time per chunk;
+* the ``--reference`` runs (untimed), which every contender's faces are compared with;
+* one extra, untimed run of the first contender with Redis ``MONITOR`` attached recovers
+  the bytes of every task message and the writer's time per chunk;
 * ``facepipe.pipeline.detect_chunk`` / ``embed_record`` run in this process on a sample
   of chunks to size a chunk record before and after embedding.
 
@@ -117,10 +121,13 @@ class TreeSampler:
     root_role: str
     interval: float = 0.1
     hook: Any = None
+    #: every this many samples, append (s since start, {role: [RSS MB, CPU s so far]}) to ``timeline``
+    timeline_every: int = 10
     procs: dict[int, ProcInfo] = field(default_factory=dict)
     peak_total_rss: int = 0
     peak_total_pss: int = 0
     samples: int = 0
+    timeline: list[tuple[float, dict[str, list[float]]]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._stop = threading.Event()
@@ -195,6 +202,17 @@ class TreeSampler:
                 pss_total += _pss(pid)
         self.peak_total_rss = max(self.peak_total_rss, total)
         self.peak_total_pss = max(self.peak_total_pss, pss_total)
+        if self.samples % self.timeline_every == 0:
+            self._started = getattr(self, "_started", now)
+            roles: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
+            alive = set(tree)
+            for info in self.procs.values():
+                if info.pid in alive and info.last_seen == now:
+                    st = _stat(info.pid)
+                    if st is not None:
+                        roles[info.role][0] += round(st[2] / 2**20, 1)
+                        roles[info.role][1] += round(st[1] / TICK, 2)
+            self.timeline.append((round(now - self._started, 1), dict(roles)))
         self.samples += 1
 
     def by_role(self, t0: float) -> dict[str, dict[str, float]]:
@@ -424,6 +442,7 @@ def launch(
     (``cpu_pressure``, from /proc/pressure/cpu): the noise indicators of a shared host.
     """
     workdir.mkdir(parents=True, exist_ok=True)
+    load_before = round(os.getloadavg()[0], 2)
     busy0, pressure0 = _busy_ticks(), _cpu_pressure_us()
     with open(workdir / "stdout.txt", "wb") as out, open(workdir / "stderr.txt", "wb") as err:
         t_launch = time.time()
@@ -451,6 +470,8 @@ def launch(
         "processes": len(sampler.procs),
         "other_cores": round(max(0.0, busy - (usage.ru_utime + usage.ru_stime)) / wall, 2),
         "cpu_pressure": round(pressure / wall, 2),
+        "loadavg_before": load_before,
+        "timeline": sampler.timeline,
     }
 
 
@@ -473,30 +494,71 @@ def run_a(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         else None,
     )
     (workdir / "columns.json").write_text(
-        json.dumps({"frames": out["face_frames"], "identities": out["face_identities"]})
+        json.dumps(
+            {
+                "frames": out["face_frames"],
+                "identities": out["face_identities"],
+                "bboxes": out.get("face_bboxes"),
+            }
+        )
     )
     return result
 
 
-def facepipe_cmd(args: argparse.Namespace, out: Path) -> list[str]:
+@dataclass
+class Contender:
+    """One ``facepipe run`` configuration: a name, its flags, and the code it runs.
+
+    ``rev`` (a git revision) runs that commit's facepipe/, tasks/ and celeryconfig.py (from
+    ``git archive``) instead of the working tree's snapshot: "today's settings" can be today's
+    code with its own defaults.
+    """
+
+    name: str
+    flags: list[str]
+    rev: str | None = None
+    code_dir: str | None = None
+    merge_off: bool = False
+    seed_mode: bool = False
+
+    @classmethod
+    def parse(cls, text: str, default_name: str = "B") -> Contender:
+        """``NAME[@REV]=FLAGS``, or just ``FLAGS`` (named ``default_name``)."""
+        match = re.match(r"^([A-Za-z][\w.-]*)(?:@([\w.~^/-]+))?=(.*)$", text, re.S)
+        if not match:
+            return cls(default_name, shlex.split(text))
+        return cls(match.group(1), shlex.split(match.group(3)), match.group(2))
+
+    def describe(self) -> str:
+        rev = f" (code of git {self.rev})" if self.rev else ""
+        return f"{self.name}: facepipe run {shlex.join(self.flags) or '(defaults)'}{rev}"
+
+
+def facepipe_cmd(args: argparse.Namespace, out: Path, contender: Contender | None = None) -> list[str]:
     exe = Path(sys.executable).with_name("facepipe")
     cmd = [str(exe) if exe.exists() else "facepipe", "run", str(args.video)]
     cmd += ["--frame-step", str(args.frame_step), "--out", str(out)]
     cmd += ["--sim-thresh", str(args.sim_thresh), "--refine-limit", str(args.refine_limit)]
-    if getattr(args, "seed_mode", False):
+    if contender is not None and contender.seed_mode:
         cmd += ["--clustering", "seed"]  # the seed's algorithm exactly, as in A
-    elif getattr(args, "merge_off", False):
+    elif contender is not None and contender.merge_off:
         cmd += ["--merge-thresh", "0"]  # no post-run merge: the seed's algorithm, as in A
-    return cmd + shlex.split(args.contender)
+    return cmd + (contender.flags if contender is not None else [])
 
 
-def code_env(args: argparse.Namespace) -> dict[str, str]:
-    """The environment of A and B: the code snapshot (if any) first on PYTHONPATH."""
+def code_env(args: argparse.Namespace, contender: Contender | None = None) -> dict[str, str]:
+    """The environment of A and B: the code snapshot (or the contender's git revision) first on
+    PYTHONPATH."""
     env = {**os.environ}
-    code = getattr(args, "code_dir", None)
+    code = (contender.code_dir if contender is not None else None) or getattr(args, "code_dir", None)
     if code:
         env["PYTHONPATH"] = os.pathsep.join([str(code), *filter(None, [env.get("PYTHONPATH")])])
     return env
+
+
+def _git(*argv: str) -> str:
+    done = subprocess.run(["git", *argv], cwd=ROOT, capture_output=True, text=True, check=False)
+    return done.stdout.strip()
 
 
 def snapshot_code(workdir: Path) -> dict[str, Any]:
@@ -508,21 +570,33 @@ def snapshot_code(workdir: Path) -> dict[str, Any]:
     for name in ("facepipe", "tasks"):
         shutil.copytree(ROOT / name, code / name, ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy2(ROOT / "celeryconfig.py", code / "celeryconfig.py")
-
-    def git(*argv: str) -> str:
-        done = subprocess.run(["git", *argv], cwd=ROOT, capture_output=True, text=True, check=False)
-        return done.stdout.strip()
-
-    dirty = [line[3:] for line in git("status", "--porcelain").splitlines()]
+    dirty = [line[3:] for line in _git("status", "--porcelain").splitlines()]
     return {
         "dir": str(code),
-        "git_head": git("rev-parse", "HEAD"),
+        "git_head": _git("rev-parse", "HEAD"),
         "uncommitted": [p for p in dirty if p.startswith(("facepipe/", "tasks/", "celeryconfig"))],
     }
 
 
-def contender_env(args: argparse.Namespace) -> dict[str, str]:
-    env = code_env(args)
+def checkout_rev(workdir: Path, rev: str) -> str:
+    """facepipe/, tasks/ and celeryconfig.py of git revision ``rev``, unpacked under ``workdir``."""
+    import io
+    import tarfile
+
+    code = workdir / f"code-{rev.replace('/', '_')}"
+    archive = subprocess.run(
+        ["git", "archive", rev, "facepipe", "tasks", "celeryconfig.py"],
+        cwd=ROOT,
+        capture_output=True,
+        check=True,
+    ).stdout
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(code, filter="data")
+    return str(code)
+
+
+def contender_env(args: argparse.Namespace, contender: Contender | None = None) -> dict[str, str]:
+    env = code_env(args, contender)
     env.pop("FACEPIPE_PROGRESS", None)
     for item in args.contender_env:
         key, _, value = item.partition("=")
@@ -530,7 +604,12 @@ def contender_env(args: argparse.Namespace) -> dict[str, str]:
     return env
 
 
-def run_b(args: argparse.Namespace, workdir: Path, monitor: CommandLog | None = None) -> dict[str, Any]:
+def run_b(
+    args: argparse.Namespace,
+    workdir: Path,
+    monitor: CommandLog | None = None,
+    contender: Contender | None = None,
+) -> dict[str, Any]:
     milestones = Milestones()
 
     def hook(sampler: TreeSampler) -> None:
@@ -538,7 +617,14 @@ def run_b(args: argparse.Namespace, workdir: Path, monitor: CommandLog | None = 
             monitor.attach(sampler)
         milestones(sampler)
 
-    result = launch(facepipe_cmd(args, workdir / "out"), workdir, "cli", hook=hook, env=contender_env(args))
+    contender = contender or args.contenders[0]
+    result = launch(
+        facepipe_cmd(args, workdir / "out", contender),
+        workdir,
+        "cli",
+        hook=hook,
+        env=contender_env(args, contender),
+    )
     summary = json.loads((workdir / "out" / "summary.json").read_text())
     t0 = result["launch_epoch"]
     result.update(
@@ -549,35 +635,105 @@ def run_b(args: argparse.Namespace, workdir: Path, monitor: CommandLog | None = 
         counts=summary["counts"],
         failed_chunks=len(summary["failed_chunks"]),
         cli_elapsed_s=summary["elapsed_s"],
+        stage_seconds=summary.get("stage_seconds"),
+        runtimes=summary.get("runtimes"),
+        decode=summary.get("decode"),
         milestones_s={k: round(v - t0, 2) for k, v in sorted(milestones.times.items(), key=lambda kv: kv[1])},
     )
     result["first_face_s"] = result["milestones_s"].get("first_face_applied")
     if "all_chunks_applied" in milestones.times:
         result["teardown_s"] = round(result["wall_s"] - result["milestones_s"]["all_chunks_applied"], 2)
-    frames, idents = [], []
+    frames, idents, boxes = [], [], []
     with open(workdir / "out" / "faces.jsonl") as fh:
         for line in fh:
             face = json.loads(line)
             frames.append(face["frame"])
             idents.append(face["identity"])
-    (workdir / "columns.json").write_text(json.dumps({"frames": frames, "identities": idents}))
+            boxes.append(face["bbox"])
+    (workdir / "columns.json").write_text(
+        json.dumps({"frames": frames, "identities": idents, "bboxes": boxes})
+    )
     return result
 
 
 def compare(a_dir: Path, b_dir: Path) -> dict[str, Any]:
+    """B's faces against A's: face by face (same frames, same identities in order), and, for runs
+    whose detections differ (another detector input or precision), matched by frame and box."""
     a = json.loads((a_dir / "columns.json").read_text())
     b = json.loads((b_dir / "columns.json").read_text())
     same_frames = a["frames"] == b["frames"]
     mismatches = [i for i, (x, y) in enumerate(zip(a["identities"], b["identities"], strict=False)) if x != y]
     identical = same_frames and not mismatches and len(a["identities"]) == len(b["identities"])
     first = mismatches[0] if mismatches else None
-    return {
+    result = {
         "identical": identical,
         "faces_a": len(a["identities"]),
         "faces_b": len(b["identities"]),
         "same_face_frames": same_frames,
         "identity_mismatches": len(mismatches),
         "first_mismatch": None if first is None else {"face": first, "frame": a["frames"][first]},
+    }
+    if a.get("bboxes") and b.get("bboxes"):
+        result.update(agreement(a, b))
+    return result
+
+
+def agreement(a: dict[str, list], b: dict[str, list], min_iou: float = 0.5) -> dict[str, Any]:
+    """Face-level agreement of two runs that may have found slightly different faces.
+
+    Faces are paired by frame and box (IoU >= ``min_iou``, best first); B's identities are
+    mapped one-to-one onto A's so as to agree on the most paired faces (Hungarian assignment).
+    ``face_agreement`` = paired faces whose identities correspond / faces in the larger run (an
+    unpaired face counts as a disagreement); ``bcubed_f`` scores B's identities with A's as
+    the truth over the paired faces (facepipe.evaluate).
+    """
+    import numpy as np
+    from scipy.optimize import linear_sum_assignment
+
+    from facepipe.evaluate import bcubed_scores, box_iou
+
+    by_frame: dict[int, list[int]] = defaultdict(list)
+    for j, frame in enumerate(b["frames"]):
+        by_frame[frame].append(j)
+    pairs: list[tuple[int, int]] = []
+    a_by_frame: dict[int, list[int]] = defaultdict(list)
+    for i, frame in enumerate(a["frames"]):
+        a_by_frame[frame].append(i)
+    for frame, a_faces in a_by_frame.items():
+        candidates = sorted(
+            (
+                (box_iou(a["bboxes"][i], b["bboxes"][j]), i, j)
+                for i in a_faces
+                for j in by_frame.get(frame, ())
+            ),
+            reverse=True,
+        )
+        used_a, used_b = set(), set()
+        for iou, i, j in candidates:
+            if iou < min_iou:
+                break
+            if i not in used_a and j not in used_b:
+                used_a.add(i)
+                used_b.add(j)
+                pairs.append((i, j))
+    ids_a = sorted({a["identities"][i] for i, _ in pairs})
+    ids_b = sorted({b["identities"][j] for _, j in pairs})
+    table = np.zeros((len(ids_b), len(ids_a)), dtype=np.int64)
+    pos_a = {x: n for n, x in enumerate(ids_a)}
+    pos_b = {x: n for n, x in enumerate(ids_b)}
+    for i, j in pairs:
+        table[pos_b[b["identities"][j]], pos_a[a["identities"][i]]] += 1
+    rows, cols = linear_sum_assignment(-table) if table.size else ([], [])
+    agreeing = int(table[rows, cols].sum()) if table.size else 0
+    scores = bcubed_scores([b["identities"][j] for _, j in pairs], [a["identities"][i] for i, _ in pairs])
+    larger = max(len(a["frames"]), len(b["frames"])) or 1
+    return {
+        "paired_faces": len(pairs),
+        "face_agreement": round(agreeing / larger, 5),
+        "faces_agreeing": agreeing,
+        "bcubed_f_vs_a": round(scores["f1"], 5),
+        "identities_a": len(set(a["identities"])),
+        "identities_b": len(set(b["identities"])),
     }
 
 
@@ -593,14 +749,15 @@ def message_sizes(args: argparse.Namespace, samples: int = 12) -> dict[str, Any]
     from facepipe.models import FaceDetector, FaceEmbedder, resolve_model
     from facepipe.pipeline import detect_chunk, embed_record
     from facepipe.settings import load_settings
-    from facepipe.video import plan_chunks, probe
+    from facepipe.video import plan, probe
 
-    flags = shlex.split(args.contender)
+    flags = args.contenders[0].flags
     chunk_size = int(flags[flags.index("--chunk-size") + 1]) if "--chunk-size" in flags else 8
     settings = load_settings(frame_step=args.frame_step, chunk_size=chunk_size)
     info = probe(args.video)
-    params = RunParams.build(settings, info)
-    chunks = plan_chunks(info.frame_count, args.frame_step, chunk_size)
+    planned = plan(info, settings.decoder, args.frame_step, chunk_size)
+    params = RunParams.build(settings, info, planned.decoder)
+    chunks = planned.chunks
     picks = [
         chunks[round(i * (len(chunks) - 1) / max(1, samples - 1))] for i in range(min(samples, len(chunks)))
     ]
@@ -675,6 +832,9 @@ def aggregate(runs: list[dict[str, Any]]) -> dict[str, Any]:
     firsts = [r["first_face_s"] for r in runs if r.get("first_face_s") is not None]
     if firsts:
         agg["first_face_s"] = spread(firsts)
+    teardowns = [r["teardown_s"] for r in runs if r.get("teardown_s") is not None]
+    if teardowns:
+        agg["teardown_s"] = spread(teardowns)
     return agg
 
 
@@ -685,144 +845,282 @@ def code_line(code: dict[str, Any] | None) -> str:
     return f"{code['dir']} (copy of git {code['git_head'][:7]} plus uncommitted: {changed})"
 
 
+def _cell(agg: dict[str, Any], key: str, digits: int = 1) -> str:
+    return fmt(agg[key], digits) if key in agg else "-"
+
+
 def report(results: dict[str, Any]) -> str:
-    a, b = results["A"]["aggregate"], results["B"]["aggregate"]
+    """Markdown: one column per configuration (A, then the contenders), ratios from the same run."""
+    names = ["A", *results["contenders"]]
+    aggs = {"A": results["A"]["aggregate"], **{n: c["aggregate"] for n, c in results["contenders"].items()}}
+    runs = {"A": results["A"]["runs"], **{n: c["runs"] for n, c in results["contenders"].items()}}
     lines = [
         f"video {results['video']} ({results['video_frames']} frames, {results['video_size']}), "
-        f"frame step {results['frame_step']}, {results['pairs']} pairs, {results['cpus']} CPUs",
+        f"frame step {results['frame_step']}, {results['pairs']} rounds, {results['cpus']} CPUs, "
+        f"load average {results.get('loadavg_at_start', ['?'])[0]} at start",
         f"code: {code_line(results.get('code'))}",
         f"A = `{results['A']['command']}`",
-        f"B = `{results['B']['command']}`",
+        *[f"{n} = `{c['command']}`" for n, c in results["contenders"].items()],
         "",
-        "| metric (median, min–max) | A baseline | B facepipe |",
-        "|---|---|---|",
-        f"| wall time, s | {fmt(a['wall_s'])} | {fmt(b['wall_s'])} |",
-        f"| sampled frames/s | {fmt(a['sampled_fps'], 2)} | {fmt(b['sampled_fps'], 2)} |",
-        f"| faces/s | {fmt(a['faces_per_s'], 2)} | {fmt(b['faces_per_s'], 2)} |",
-        f"| CPU time, s (all processes) | {fmt(a['cpu_s'])} | {fmt(b['cpu_s'])} |",
-        f"| cores busy (CPU s / wall s) | {fmt(a['cores_used'], 2)} | {fmt(b['cores_used'], 2)} |",
-        f"| peak RSS, sum over tree, MB | {fmt(a['peak_tree_rss_mb'], 0)} "
-        f"| {fmt(b['peak_tree_rss_mb'], 0)} |",
-        f"| peak PSS, sum over tree, MB | {fmt(a['peak_tree_pss_mb'], 0)} "
-        f"| {fmt(b['peak_tree_pss_mb'], 0)} |",
-        f"| launch to first face, s | {fmt(a['first_face_s'], 2) if 'first_face_s' in a else '-'} | "
-        f"{fmt(b['first_face_s'], 2) if 'first_face_s' in b else '-'} |",
-        f"| frames read / sampled | {a['frames_read']} / {a['frames_sampled']} | "
-        f"{b['frames_read']} / {b['frames_sampled']} |",
-        f"| faces / identities | {a['faces']} / {a['identities']} | {b['faces']} / {b['identities']} |",
-        f"| noise: other processes' load, cores | {fmt(a['other_cores'], 2)} | {fmt(b['other_cores'], 2)} |",
-        f"| noise: CPU pressure (share of time a task waited) | {fmt(a['cpu_pressure'], 2)} "
-        f"| {fmt(b['cpu_pressure'], 2)} |",
-        "",
-        f"**speed-up, ratio of median wall times A/B: {results['speedup_median']:.2f}x**; "
-        f"identities identical in every pair: **{results['identical_all_pairs']}**",
-        "",
-        "| pair | A wall s | B wall s | A/B | identical | mismatches | other load A / B, cores |",
-        "|---|---|---|---|---|---|---|",
+        "| metric (median, min–max) | " + " | ".join(names) + " |",
+        "|---" * (len(names) + 1) + "|",
     ]
-    for i, pair in enumerate(results["pair_results"], 1):
-        ra, rb = results["A"]["runs"][i - 1], results["B"]["runs"][i - 1]
-        lines.append(
-            f"| {i} | {pair['A_wall_s']:.1f} | {pair['B_wall_s']:.1f} "
-            f"| {pair['A_wall_s'] / pair['B_wall_s']:.2f} | "
-            f"{pair['compare']['identical']} | {pair['compare']['identity_mismatches']} | "
-            f"{ra['other_cores']:.2f} / {rb['other_cores']:.2f} |"
-        )
-    last_b = results["B"]["runs"][-1]
-    lines += ["", "Milestones of the last timed B run (s from launch):", ""]
-    lines.append("| " + " | ".join(last_b["milestones_s"]) + " | exit |")
-    lines.append("|" + "---|" * (len(last_b["milestones_s"]) + 1))
-    lines.append(
-        "| "
-        + " | ".join(f"{v:.2f}" for v in last_b["milestones_s"].values())
-        + f" | {last_b['wall_s']:.2f} |"
+
+    def row(label: str, fn: Any) -> None:
+        lines.append(f"| {label} | " + " | ".join(fn(n) for n in names) + " |")
+
+    row("wall time, s", lambda n: _cell(aggs[n], "wall_s"))
+    row(
+        "**speed-up vs A** (ratio of medians; per round)",
+        lambda n: (
+            "1"
+            if n == "A"
+            else f"**{results['contenders'][n]['speedup_median']:.2f}x** ("
+            + ", ".join(f"{r:.2f}" for r in results["contenders"][n]["speedup_rounds"])
+            + ")"
+        ),
     )
-    lines += [
-        "",
-        "Per process role, last A and last B run (peak RSS of the largest process of the role; "
-        "seen = first and last /proc sample, s from launch):",
-        "",
-        "| run | role | processes | peak RSS MB | CPU s | seen from–to s |",
-        "|---|---|---|---|---|---|",
-    ]
-    for name, run in (("A", results["A"]["runs"][-1]), ("B", last_b)):
-        for role, r in sorted(run["roles"].items(), key=lambda kv: -kv[1]["cpu_s"]):
-            lines.append(
-                f"| {name} | {role} | {r['processes']} | {r['peak_rss_mb']:.0f} | {r['cpu_s']:.1f} | "
-                f"{r['first_seen_s']:.1f}–{r['last_seen_s']:.1f} |"
+    row("sampled frames/s", lambda n: _cell(aggs[n], "sampled_fps", 2))
+    row("CPU time, s (all processes)", lambda n: _cell(aggs[n], "cpu_s"))
+    row("cores busy", lambda n: _cell(aggs[n], "cores_used", 2))
+    row("peak RSS, sum over tree, MB", lambda n: _cell(aggs[n], "peak_tree_rss_mb", 0))
+    row("peak PSS, sum over tree, MB", lambda n: _cell(aggs[n], "peak_tree_pss_mb", 0))
+    row("launch to first face, s", lambda n: _cell(aggs[n], "first_face_s", 2))
+    row("last chunk to exit, s", lambda n: _cell(aggs[n], "teardown_s", 2))
+    row("frames decoded / sampled", lambda n: f"{aggs[n]['frames_read']} / {aggs[n]['frames_sampled']}")
+    row("faces / identities", lambda n: f"{aggs[n]['faces']} / {aggs[n]['identities']}")
+    row(
+        "models",
+        lambda n: "ORT default threads" if n == "A" else "; ".join(runs[n][-1].get("runtimes") or []),
+    )
+    row("noise: other load, cores", lambda n: _cell(aggs[n], "other_cores", 2))
+    row("noise: CPU pressure", lambda n: _cell(aggs[n], "cpu_pressure", 2))
+    lines += ["", "Faces against A (last round) and against the reference runs (untimed):", ""]
+    refs = list(results.get("references", {}))
+    header = ["vs A", *[f"vs {r}" for r in refs]]
+    lines += ["| run | " + " | ".join(header) + " |", "|---" * (len(header) + 1) + "|"]
+    for n in results["contenders"]:
+        cells = []
+        for target in ["A", *refs]:
+            cmp = results["contenders"][n]["compare"].get(target)
+            cells.append(_compare_cell(cmp))
+        lines.append(f"| {n} | " + " | ".join(cells) + " |")
+    for r in refs:
+        cmp = results["references"][r]["compare"].get("A")
+        lines.append(f"| {r} (reference) | {_compare_cell(cmp)} |" + " |" * len(refs))
+    lines += ["", "| round | " + " | ".join(f"{n} wall s" for n in names) + " | other load (cores) |"]
+    lines.append("|---" * (len(names) + 2) + "|")
+    for i in range(results["pairs"]):
+        walls = " | ".join(f"{runs[n][i]['wall_s']:.1f}" for n in names)
+        noise = " / ".join(f"{runs[n][i]['other_cores']:.2f}" for n in names)
+        lines.append(f"| {i + 1} | {walls} | {noise} |")
+    lines += ["", "Stage seconds (workers' own timers, summed over chunks; last round):", ""]
+    stages = ("decode", "blur", "detect", "align", "embed")
+    lines += ["| run | " + " | ".join(stages) + " |", "|---" * (len(stages) + 1) + "|"]
+    base = results["A"]["runs"][-1]["stage_s"]
+    lines.append("| A (own timers) | " + " | ".join(f"{base.get(k, 0):.1f}" for k in stages) + " |")
+    for n in results["contenders"]:
+        st = runs[n][-1].get("stage_seconds") or {}
+        lines.append(f"| {n} | " + " | ".join(f"{st.get(k, 0):.1f}" for k in stages) + " |")
+    lines += ["", "Milestones of the last round (s from launch):", ""]
+    for n in results["contenders"]:
+        ms = runs[n][-1]["milestones_s"]
+        lines.append(
+            f"- {n}: "
+            + ", ".join(f"{k} {v:.2f}" for k, v in ms.items())
+            + f", exit {runs[n][-1]['wall_s']:.2f}"
+        )
+    lines += ["", "Per process role, last round (peak RSS MB / CPU s):", ""]
+    for n in names:
+        roles = runs[n][-1]["roles"]
+        lines.append(
+            f"- {n}: "
+            + "; ".join(
+                f"{role} x{r['processes']} {r['peak_rss_mb']:.0f} MB / {r['cpu_s']:.1f} s"
+                for role, r in sorted(roles.items(), key=lambda kv: -kv[1]["cpu_s"])
             )
+        )
     stage = results.get("stage_run")
     if stage:
-        base = results["A"]["runs"][-1]["stage_s"]
-        sums = stage["monitor"]["stage_sums_s"]
-        lines += [
-            "",
-            f"Stage seconds: A's own timers (last A run) against the sum over B's chunk records "
-            f"(instrumented run, wall {stage['wall_s']:.1f} s, {stage['monitor']['chunks_seen']} chunks; "
-            f"B's stages run in parallel processes, so B's sums can exceed its wall time):",
-            "",
-            "| stage | A s | B sum s | B/A |",
-            "|---|---|---|---|",
-        ]
-        for name in ("load", "decode", "blur", "detect", "align", "embed", "cluster"):
-            va, vb = base.get(name), sums.get(name)
-            if name == "cluster":
-                vb = stage["monitor"]["writer_python_s_total"]
-                name = "cluster (B: writer Python per chunk)"
-            ratio = f"{vb / va:.2f}" if va and vb else "-"
-            lines.append(
-                f"| {name} | {'-' if va is None else f'{va:.2f}'} "
-                f"| {'-' if vb is None else f'{vb:.2f}'} | {ratio} |"
-            )
         mon = stage["monitor"]
         lines += [
             "",
-            f"Writer: {mon['writer_python_ms_per_chunk']} ms Python per chunk; chunk stored to applied "
-            f"median {mon['store_to_apply_ms_median']} ms, max {mon['store_to_apply_ms_max']} ms.",
+            f"Instrumented run of {stage['contender']} (MONITOR, wall {stage['wall_s']:.1f} s): writer "
+            f"{mon['writer_python_ms_per_chunk']} ms Python per chunk; chunk stored to applied median "
+            f"{mon['store_to_apply_ms_median']} ms.",
             "",
             "| task message (from MONITOR) | count | median bytes | max bytes | total MB |",
             "|---|---|---|---|---|",
         ]
         for queue, m in mon["message_bytes"].items():
             lines.append(f"| {queue} | {m['count']} | {m['median']} | {m['max']} | {m['total'] / 1e6:.2f} |")
-        lines.append(
-            f"| chunk record stored for the writer (SET) | {mon['chunks_seen']} "
-            f"| {mon['chunk_record_bytes_median']} | - | - |"
-        )
     sizes = results.get("message_sizes")
     if sizes:
         t = sizes["typical"]
         lines += [
             "",
-            f"Typical chunk (median of {len(sizes['samples'])} sampled chunks of "
-            f"{sizes['chunk_size']} frames, "
-            f"by detect_chunk/embed_record): {t['faces']} faces; record detect->embed "
-            f"{t['detect_to_embed_record_bytes']} B (crops {t['crop_base64_bytes']} B), celery embed message "
-            f"~{t['celery_embed_message_bytes_est']} B, record embed->writer "
-            f"{t['embed_to_writer_record_bytes']} B; "
-            f"{sizes['crop_base64_bytes_per_face']:.0f} B of base64 PNG per face.",
+            f"Typical chunk (median of {len(sizes['samples'])} sampled chunks, detect_chunk/embed_record): "
+            f"{t['faces']} faces; record detect->embed {t['detect_to_embed_record_bytes']} B, celery embed "
+            f"message ~{t['celery_embed_message_bytes_est']} B, record embed->writer "
+            f"{t['embed_to_writer_record_bytes']} B.",
         ]
     return "\n".join(lines)
+
+
+def _compare_cell(cmp: dict[str, Any] | None) -> str:
+    if not cmp:
+        return "-"
+    if cmp["identical"]:
+        return f"identical ({cmp['faces_a']} faces)"
+    text = f"{cmp['identity_mismatches']} mismatches in order; {cmp['faces_b']} vs {cmp['faces_a']} faces"
+    if "face_agreement" in cmp:
+        text += (
+            f"; paired {cmp['paired_faces']}, agreement {100 * cmp['face_agreement']:.2f}%, "
+            f"BCubed F {cmp['bcubed_f_vs_a']:.4f}, ids {cmp['identities_b']} vs {cmp['identities_a']}"
+        )
+    return text
+
+
+def episode_report(results: dict[str, Any]) -> str:
+    lines = [
+        f"video {results['video']} ({results['video_frames']} frames, {results['video_size']}), "
+        f"frame step {results['frame_step']}, {results['cpus']} CPUs",
+        "",
+        "| run | wall | CPU s | cores | peak PSS MB | faces / ids | decoded / video frames | other load |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for n, r in results["runs"].items():
+        dec = r.get("decode") or {}
+        lines.append(
+            f"| {n} | {r['wall_s']:.0f} s ({r['wall_s'] / 60:.2f} min) | {r['cpu_s']:.0f} "
+            f"| {r['cores_used']:.2f} "
+            f"| {r['peak_tree_pss_mb']:.0f} | {r['faces']} / {r['identities']} "
+            f"| {dec.get('frames_decoded', r.get('frames_read'))} / {dec.get('video_frames', '?')} "
+            f"| {r['other_cores']:.2f} |"
+        )
+    lines += [
+        "",
+        "Stage seconds (workers' own timers) and memory over time per role (RSS MB at 10/50/90/100% "
+        "of the run):",
+        "",
+    ]
+    for n, r in results["runs"].items():
+        st = r.get("stage_seconds") or r.get("stage_s") or {}
+        lines.append(f"- {n}: " + ", ".join(f"{k} {v:.1f} s" for k, v in st.items()))
+        timeline = r.get("timeline") or []
+        if timeline:
+            roles = sorted({role for _, by in timeline for role in by})
+            for role in roles:
+                points = [by.get(role, [0, 0])[0] for _, by in timeline if role in by]
+                if len(points) < 2:
+                    continue
+                marks = [points[min(len(points) - 1, int(len(points) * q))] for q in (0.1, 0.5, 0.9)]
+                lines.append(
+                    f"  - {role}: " + " / ".join(f"{m:.0f}" for m in marks) + f" / {points[-1]:.0f} MB"
+                    f" (min {min(points[len(points) // 10 :]):.0f}, max {max(points):.0f})"
+                )
+    return "\n".join(lines)
+
+
+def parse_contenders(args: argparse.Namespace) -> list[Contender]:
+    texts = args.contender or [DEFAULT_CONTENDER]
+    contenders = [Contender.parse(t, "B" if len(texts) == 1 else f"B{i + 1}") for i, t in enumerate(texts)]
+    if len({c.name for c in contenders}) != len(contenders):
+        raise SystemExit("bench: contender names must differ (NAME=FLAGS)")
+    return contenders
+
+
+def prepare_code(
+    args: argparse.Namespace, workdir: Path, contenders: list[Contender]
+) -> dict[str, Any] | None:
+    """Snapshot the working tree (and check out revisions); find which contenders can turn the
+    post-run merge off (--merge-thresh exists in their code)."""
+    code = None
+    if not args.no_snapshot:
+        code = snapshot_code(workdir)
+        args.code_dir = code["dir"]
+    for contender in contenders:
+        if contender.rev:
+            contender.code_dir = checkout_rev(workdir, contender.rev)
+        helptext = subprocess.run(
+            facepipe_cmd(args, workdir / "unused")[:2] + ["--help"],
+            capture_output=True,
+            text=True,
+            env=code_env(args, contender),
+        ).stdout
+        # --clustering seed where facepipe has it (with the default --clustering tracks,
+        # --merge-thresh 0 would leave every face track its own identity), else switch off
+        # the post-run merge where facepipe has one.
+        contender.seed_mode = "--clustering" in helptext
+        contender.merge_off = "--merge-thresh" in helptext
+    return code
+
+
+def video_facts(video: Path) -> tuple[int, str]:
+    import cv2
+
+    cap = cv2.VideoCapture(str(video))
+    frames = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+    size = f"{int(cap.get(cv2.CAP_PROP_FRAME_WIDTH))}x{int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))}"
+    cap.release()
+    return frames, size
+
+
+def run_episode(args: argparse.Namespace, contenders: list[Contender], workdir: Path) -> dict[str, Any]:
+    """One run per contender (and A with --episode-baseline) on a long video: wall, stages, memory."""
+    frames, size = video_facts(args.video)
+    results: dict[str, Any] = {
+        "mode": "episode",
+        "when": workdir.name,
+        "video": str(args.video),
+        "video_frames": frames,
+        "video_size": size,
+        "frame_step": args.frame_step,
+        "cpus": len(os.sched_getaffinity(0)),
+        "loadavg_at_start": os.getloadavg(),
+        "commands": {c.name: c.describe() for c in contenders},
+        "runs": {},
+    }
+    if args.episode_baseline:
+        print("bench: episode: A", file=sys.stderr, flush=True)
+        results["runs"]["A"] = run_a(args, workdir / "A")
+    for contender in contenders:
+        print(f"bench: episode: {contender.name}", file=sys.stderr, flush=True)
+        run = run_b(args, workdir / contender.name, contender=contender)
+        results["runs"][contender.name] = run
+        print(f"bench: episode: {contender.name} {run['wall_s']:.1f} s", file=sys.stderr, flush=True)
+    results["loadavg_at_end"] = os.getloadavg()
+    return results
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--pairs", type=int, default=3, help="A B pairs (default 3)")
+    parser.add_argument("--pairs", type=int, default=3, help="rounds of A and every contender (default 3)")
     parser.add_argument("--video", type=Path, default=make_video.DEFAULT_PATH, help="built if missing")
     parser.add_argument("--frame-step", type=int, default=15)
     parser.add_argument(
         "--contender",
-        default=DEFAULT_CONTENDER,
-        help=f"extra flags for facepipe run (default {DEFAULT_CONTENDER!r})",
+        action="append",
+        default=None,
+        metavar="[NAME[@REV]=]FLAGS",
+        help=f"a facepipe run configuration (repeatable; default {DEFAULT_CONTENDER!r}); NAME@REV runs "
+        "the code of git revision REV",
+    )
+    parser.add_argument(
+        "--reference",
+        action="append",
+        default=[],
+        metavar="NAME[@REV]=FLAGS",
+        help="an untimed facepipe run every contender's faces are also compared with (repeatable)",
     )
     parser.add_argument(
         "--contender-env",
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="environment for B (repeatable)",
+        help="environment for the facepipe runs (repeatable)",
     )
     parser.add_argument("--baseline-args", default="", help="extra flags for baseline.py, e.g. '--threads 2'")
     parser.add_argument(
@@ -838,53 +1136,64 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--results", type=Path, default=BENCH / "results.json")
     parser.add_argument("--no-stage-run", action="store_true", help="skip the extra instrumented B run")
     parser.add_argument("--no-sizes", action="store_true", help="skip the in-process chunk record sizing")
+    parser.add_argument(
+        "--episode",
+        action="store_true",
+        help="one run per contender on a long video: wall time, stage times, memory over time",
+    )
+    parser.add_argument("--episode-baseline", action="store_true", help="with --episode, also run A once")
     args = parser.parse_args(argv)
     if args.pairs < 1:
         parser.error("--pairs must be at least 1")
+    args.contenders = parse_contenders(args)
+    references = [Contender.parse(t, f"R{i + 1}") for i, t in enumerate(args.reference)]
 
     if args.video == make_video.DEFAULT_PATH and not args.video.exists():
         make_video.build(args.video)
     if not args.video.exists():
         raise SystemExit(f"bench: video not found: {args.video} (build it with bench/make_video.py)")
-    import cv2
-
-    cap = cv2.VideoCapture(str(args.video))
-    frames = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
-    size = f"{int(cap.get(cv2.CAP_PROP_FRAME_WIDTH))}x{int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))}"
-    cap.release()
-
+    frames, size = video_facts(args.video)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     workdir = args.workdir / stamp
-    code = None
-    if not args.no_snapshot:
-        code = snapshot_code(workdir)
-        args.code_dir = code["dir"]
-    # Seed clustering on both sides: --clustering seed where facepipe has it (with the default
-    # --clustering tracks, --merge-thresh 0 would leave every face track its own identity), else
-    # switch off the post-run merge where facepipe has one.
-    helptext = subprocess.run(
-        facepipe_cmd(args, workdir / "unused")[:2] + ["--help"],
-        capture_output=True,
-        text=True,
-        env=code_env(args),
-    ).stdout
-    args.seed_mode = "--clustering" in helptext
-    args.merge_off = "--merge-thresh" in helptext
-    a_runs, b_runs, pairs = [], [], []
+    code = prepare_code(args, workdir, args.contenders + references)
+
+    if args.episode:
+        results = run_episode(args, args.contenders, workdir)
+        results["code"] = code
+        table = episode_report(results)
+        results["table_markdown"] = table
+        args.results.write_text(json.dumps(results, indent=2))
+        print(table)
+        print(f"\nresults: {args.results}; run folders: {workdir}")
+        return 0
+
+    a_runs: list[dict[str, Any]] = []
+    b_runs: dict[str, list[dict[str, Any]]] = {c.name: [] for c in args.contenders}
     for i in range(1, args.pairs + 1):
         a = run_a(args, workdir / f"A{i}")
-        print(f"bench: pair {i}: A {a['wall_s']:.1f} s", file=sys.stderr, flush=True)
-        b = run_b(args, workdir / f"B{i}")
-        cmp = compare(workdir / f"A{i}", workdir / f"B{i}")
+        a_runs.append(a)
         print(
-            f"bench: pair {i}: B {b['wall_s']:.1f} s, identities identical: {cmp['identical']}",
+            f"bench: round {i}: A {a['wall_s']:.1f} s (load {a['loadavg_before']})",
             file=sys.stderr,
             flush=True,
         )
-        a_runs.append(a)
-        b_runs.append(b)
-        pairs.append({"A_wall_s": a["wall_s"], "B_wall_s": b["wall_s"], "compare": cmp})
+        for contender in args.contenders:
+            b = run_b(args, workdir / f"{contender.name}{i}", contender=contender)
+            b_runs[contender.name].append(b)
+            cmp = compare(workdir / f"A{i}", workdir / f"{contender.name}{i}")
+            print(
+                f"bench: round {i}: {contender.name} {b['wall_s']:.1f} s "
+                f"(A/B {a['wall_s'] / b['wall_s']:.2f}), "
+                f"identical to A: {cmp['identical']}",
+                file=sys.stderr,
+                flush=True,
+            )
+    ref_runs = {}
+    for ref in references:
+        print(f"bench: reference {ref.name} (untimed)", file=sys.stderr, flush=True)
+        ref_runs[ref.name] = run_b(args, workdir / f"ref-{ref.name}", contender=ref)
 
+    last = args.pairs
     results: dict[str, Any] = {
         "when": stamp,
         "workdir": str(workdir),
@@ -897,6 +1206,7 @@ def main(argv: list[str] | None = None) -> int:
         "code": code,
         "pairs": args.pairs,
         "cpus": len(os.sched_getaffinity(0)),
+        "loadavg_at_start": [a_runs[0]["loadavg_before"]],
         "loadavg_at_end": os.getloadavg(),
         "A": {
             "command": shlex.join(
@@ -907,27 +1217,50 @@ def main(argv: list[str] | None = None) -> int:
             "aggregate": aggregate(a_runs),
             "runs": a_runs,
         },
-        "B": {
-            "command": " ".join(args.contender_env + [shlex.join(facepipe_cmd(args, Path("OUT")))]),
-            "aggregate": aggregate(b_runs),
-            "runs": b_runs,
-        },
-        "pair_results": pairs,
+        "contenders": {},
+        "references": {},
+        "A_runs_deterministic": all(
+            compare(workdir / "A1", workdir / f"A{i}")["identical"] for i in range(2, args.pairs + 1)
+        ),
     }
-    results["speedup_median"] = round(
-        results["A"]["aggregate"]["wall_s"]["median"] / results["B"]["aggregate"]["wall_s"]["median"], 3
-    )
-    results["identical_all_pairs"] = all(p["compare"]["identical"] for p in pairs)
-    results["A_runs_deterministic"] = all(
-        compare(workdir / "A1", workdir / f"A{i}")["identical"] for i in range(2, args.pairs + 1)
-    )
+    for contender in args.contenders:
+        runs = b_runs[contender.name]
+        agg = aggregate(runs)
+        compares = {"A": compare(workdir / f"A{last}", workdir / f"{contender.name}{last}")}
+        for ref in references:
+            compares[ref.name] = compare(workdir / f"ref-{ref.name}", workdir / f"{contender.name}{last}")
+        results["contenders"][contender.name] = {
+            "command": " ".join(args.contender_env + [shlex.join(facepipe_cmd(args, Path("OUT"), contender))])
+            + (f"  # code of git {contender.rev}" if contender.rev else ""),
+            "aggregate": agg,
+            "runs": runs,
+            "speedup_median": round(
+                results["A"]["aggregate"]["wall_s"]["median"] / agg["wall_s"]["median"], 3
+            ),
+            "speedup_rounds": [
+                round(a["wall_s"] / b["wall_s"], 3) for a, b in zip(a_runs, runs, strict=True)
+            ],
+            "identical_to_A_all_rounds": all(
+                compare(workdir / f"A{i}", workdir / f"{contender.name}{i}")["identical"]
+                for i in range(1, args.pairs + 1)
+            ),
+            "compare": compares,
+        }
+    for ref in references:
+        results["references"][ref.name] = {
+            "command": shlex.join(facepipe_cmd(args, Path("OUT"), ref)),
+            "run": ref_runs[ref.name],
+            "compare": {"A": compare(workdir / f"A{last}", workdir / f"ref-{ref.name}")},
+        }
 
     if not args.no_stage_run:
-        print("bench: instrumented B run (MONITOR; not timed in the table)", file=sys.stderr, flush=True)
+        first = args.contenders[0]
+        print(f"bench: instrumented {first.name} run (MONITOR; not timed)", file=sys.stderr, flush=True)
         monitor = CommandLog()
-        stage = run_b(args, workdir / "B-monitor", monitor)
+        stage = run_b(args, workdir / "B-monitor", monitor, contender=first)
         monitor.join()
         results["stage_run"] = {
+            "contender": first.name,
             "wall_s": stage["wall_s"],
             "milestones_s": stage["milestones_s"],
             "monitor": monitor.summary(),

@@ -85,9 +85,24 @@ class RunParams(Contract):
     save_dir: str | None
     task_retries: int
 
+    # Speed (issue #11): the runtime a worker loads the models with (as requested: each
+    # worker resolves 'auto' on its own host), and how frames are read.
+    backend: str = "onnxruntime"
+    precision: str = "fp32"
+    decoder: str = "opencv"
+
     @classmethod
-    def build(cls, settings: Any, info: Any) -> RunParams:
-        """From :class:`~facepipe.settings.Settings` and :class:`~facepipe.video.VideoInfo`."""
+    def build(cls, settings: Any, info: Any, decoder: str | None = None) -> RunParams:
+        """From :class:`~facepipe.settings.Settings` and :class:`~facepipe.video.VideoInfo`.
+
+        ``--det-input auto`` is resolved here, from the video's size, so every worker uses
+        the same input; ``decoder`` is what the planner chose for ``--decoder auto``.
+        """
+        from facepipe.settings import auto_det_input
+
+        det_input = settings.det_input
+        if det_input == "auto":
+            det_input = auto_det_input(info.width, info.height)
         return cls(
             video=info.path,
             fps=info.fps,
@@ -100,7 +115,7 @@ class RunParams(Contract):
             blur_grid=settings.blur_grid,
             blur_grid_min_keep=settings.blur_grid_min_keep,
             blur_resize=settings.blur_resize,
-            det_input=settings.det_input,
+            det_input=det_input,
             det_thresh=settings.det_thresh,
             nms_thresh=settings.nms_thresh,
             min_face=settings.min_face,
@@ -116,16 +131,27 @@ class RunParams(Contract):
             save_images=settings.save_images,
             save_dir=str(settings.save_dir) if settings.save_dir else None,
             task_retries=settings.task_retries,
+            backend=settings.backend,
+            precision=settings.precision,
+            decoder=decoder or settings.decoder,
         )
 
 
 # -- task messages -----------------------------------------------------------------------
 
 
+def sampled_frames(start: int, stop: int, step: int) -> range:
+    """The sampled frames (multiples of ``step``) in ``[start, stop)``."""
+    return range(-(-start // step) * step, stop, step)
+
+
 class Chunk(Contract):
-    """Chunk ``seq``: the run's sampled frames in ``range(start, stop, frame_step)``.
+    """Chunk ``seq``: the run's sampled frames (multiples of ``frame_step``) in ``[start, stop)``.
 
     The frame step is a run parameter, not part of the chunk: a message never decides it.
+    A chunk planned on keyframes (``--decoder pyav``) also says where decoding starts: the
+    keyframe ``key`` (display index, at or before ``start``) and its timestamp ``key_pts``
+    in the stream's time base. Without them the reader seeks to ``start`` by frame number.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -133,14 +159,20 @@ class Chunk(Contract):
     seq: Seq
     start: FrameIndex
     stop: FrameIndex
+    key: FrameIndex | None = None
+    key_pts: int | None = None
 
     def frames(self, step: int) -> range:
-        return range(self.start, self.stop, step)
+        return sampled_frames(self.start, self.stop, step)
 
     @model_validator(mode="after")
     def _ordered(self) -> Chunk:
         if self.start >= self.stop:
             raise ValueError(f"empty frame range [{self.start}, {self.stop})")
+        if (self.key is None) != (self.key_pts is None):
+            raise ValueError("key and key_pts come together")
+        if self.key is not None and self.key > self.start:
+            raise ValueError(f"keyframe {self.key} is after the chunk's start {self.start}")
         return self
 
 
@@ -256,7 +288,7 @@ class ChunkRecord(Contract):
         return cls(seq=seq, start=start, stop=stop, step=step, failed=reason[:500])
 
     def frames(self) -> range:
-        return range(self.start, self.stop, self.step)
+        return sampled_frames(self.start, self.stop, self.step)
 
     def set_embeddings(self, matrix: np.ndarray) -> None:
         self.embeddings = base64.b64encode(np.ascontiguousarray(matrix, dtype=np.float32).tobytes()).decode()

@@ -13,7 +13,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 
 from tqdm import tqdm
@@ -23,7 +23,7 @@ from facepipe.errors import FacepipeError
 from facepipe.settings import Settings
 from facepipe.stages import DETECT, Send
 from facepipe.store import RunStore
-from facepipe.video import ChunkReader, VideoInfo, encode_frame, plan_chunks
+from facepipe.video import Plan, VideoInfo, chunk_reader, encode_frame, plan
 
 
 def new_run_id() -> str:
@@ -41,10 +41,16 @@ class PlannedRun:
     params: RunParams
 
 
-def create_run(store: RunStore, info: VideoInfo, settings: Settings) -> PlannedRun:
-    """Plan the video into chunks and record the run (its :class:`RunParams`, built once here)."""
-    params = RunParams.build(settings, info)
-    chunks = plan_chunks(info.frame_count, settings.frame_step, settings.chunk_size)
+def create_run(
+    store: RunStore, info: VideoInfo, settings: Settings, planned: Plan | None = None
+) -> PlannedRun:
+    """Record the run (its :class:`RunParams`, built once here) with its chunks. ``planned`` is
+    the video's chunk plan for ``--decoder`` (made here when not given)."""
+    if planned is None:
+        planned = plan(info, settings.decoder, settings.frame_step, settings.chunk_size)
+    info = replace(info, frame_count=planned.frame_count)
+    params = RunParams.build(settings, info, planned.decoder)
+    chunks = planned.chunks
     store.create(
         {
             "video": info.path,
@@ -66,9 +72,11 @@ def send_chunks(runs: Sequence[PlannedRun], send: Send) -> None:
                 send(DETECT, DetectMessage(run_id=run.store.run_id, prefix=run.store.prefix, chunk=chunk))
 
 
-def submit(store: RunStore, info: VideoInfo, settings: Settings, send: Send) -> list[Chunk]:
+def submit(
+    store: RunStore, info: VideoInfo, settings: Settings, send: Send, planned: Plan | None = None
+) -> list[Chunk]:
     """Record one run and queue its chunks (what tests and single-run callers need)."""
-    run = create_run(store, info, settings)
+    run = create_run(store, info, settings, planned)
     if not settings.ship_frames:
         send_chunks([run], send)
     return run.chunks
@@ -104,7 +112,7 @@ class FrameShipper(threading.Thread):
                     return
             frames = [
                 ShippedFrame(index=i, jpeg=encode_frame(f, self.settings.ship_quality))
-                for i, f in ChunkReader(self.info.path, chunk, self.settings.frame_step)
+                for i, f in chunk_reader(self.info.path, chunk, self.settings.frame_step)
             ]
             size = sum(len(frame.jpeg) for frame in frames)
             if size > limit:

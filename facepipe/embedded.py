@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import math
 import os
 import shutil
 import signal
@@ -151,6 +152,13 @@ class EmbeddedServer:
             self.proc = None
 
 
+#: queue -> the queue its embedded workers also serve when their own is empty. Workers take
+#: from their queues in the order listed (celeryconfig's ``queue_order_strategy``), so an embed
+#: worker embeds whenever there is embedding to do and detects otherwise: with one process
+#: per core, no core idles while the slower stage (detection, on H.264) has work queued.
+HELPS = {"embed": "detect"}
+
+
 class EmbeddedWorkers:
     """Local ``celery worker`` processes (by default one per queue), logs under ``log_dir``."""
 
@@ -165,14 +173,19 @@ class EmbeddedWorkers:
         """``concurrency[queue]`` single-process (solo pool) workers per scalable queue, one writer.
 
         Separate solo workers rather than one prefork pool: a pool's parent process costs
-        about 1.3 CPU s and 100 MB a run and does no model work. Each worker loads its model
-        at start-up (``FACEPIPE_PRELOAD``), so the first chunk does not wait for it.
+        about 1.3 CPU s and 100 MB a run and does no model work. Each worker loads its models
+        at start-up (``FACEPIPE_PRELOAD``), so the first chunk does not wait for them. An embed
+        worker also serves the detect queue when its own is empty (:data:`HELPS`).
         """
+        by_queue = {stage.queue: stage for stage in STAGES}
         for stage in STAGES:
             count = concurrency[stage.queue] if stage.scalable else 1
+            helped = by_queue[HELPS[stage.queue]] if stage.queue in HELPS else None
+            queues = ",".join(filter(None, [stage.queue, helped and helped.queue]))
+            models = ",".join(filter(None, [stage.model, helped and helped.model]))
             for i in range(count):
                 name = stage.queue if count == 1 else f"{stage.queue}-{i + 1}"
-                self.start_one(name, stage.queue, 1, {"FACEPIPE_PRELOAD": stage.model or "", **env}, debug)
+                self.start_one(name, queues, 1, {"FACEPIPE_PRELOAD": models, **env}, debug)
 
     def start_one(
         self, name: str, queue: str, procs: int, env: dict[str, str], debug: bool = False
@@ -214,6 +227,16 @@ class EmbeddedWorkers:
             stop_process(proc, grace=10)
         self.procs.clear()
 
+    def kill(self) -> None:
+        """SIGKILL every worker and reap it: for a finished embedded run, whose workers hold
+        nothing (every chunk is applied, the private server is thrown away next), so waiting
+        for Celery's shutdown (about a second) buys nothing."""
+        for proc in self.procs.values():
+            kill_group(proc.pid, signal.SIGKILL)
+        for proc in self.procs.values():
+            proc.wait()
+        self.procs.clear()
+
 
 class EmbeddedCluster:
     """Server + workers as one context manager: everything started is stopped on exit."""
@@ -245,7 +268,39 @@ class EmbeddedCluster:
             shutil.rmtree(self.tmp, ignore_errors=True)
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity mask; ``os.cpu_count()`` without one)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def ort_threads_per_process(processes: int) -> int:
     """Share the cores this process may use between the model-running worker processes."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return max(1, cores // max(1, processes))
+    return max(1, usable_cores() // max(1, processes))
+
+
+#: CPU seconds each stage's worker spends per sampled frame with the default settings, measured
+#: on the H.264 TV edit (bench/README.md; stage timers of bench/results_h264.json, "new"):
+#: decode + detect + align 22.3 s and embed 11.3 s for 599 sampled frames with 787 faces.
+STAGE_COST = {"detect": 0.037, "embed": 0.019}
+
+
+def size_workers(
+    num_det: int | str, num_emb: int | str, cores: int | None = None, cost: dict[str, float] | None = None
+) -> tuple[int, int]:
+    """``--num-det``/``--num-emb`` for the embedded default: 'auto' shares the cores between the
+    stages by their measured cost (:data:`STAGE_COST`), one single-threaded process per core
+    and at least one per stage, so processes x threads never exceed the cores (except on one
+    core, where two processes are the least the pipeline needs). Embed workers get the
+    rounded-up share: they also detect when they have nothing to embed (:data:`HELPS`), while
+    detect workers never embed. A number given is kept as is."""
+    cores = cores or usable_cores()
+    cost = cost or STAGE_COST
+    embed_share = cost["embed"] / (cost["detect"] + cost["embed"])
+    if num_det == "auto" and num_emb == "auto":
+        emb = min(max(1, cores - 1), max(1, math.ceil(cores * embed_share - 1e-9)))
+        return max(1, cores - emb), emb
+    if num_det == "auto":
+        return max(1, cores - int(num_emb)), int(num_emb)
+    if num_emb == "auto":
+        return int(num_det), max(1, cores - int(num_det))
+    return int(num_det), int(num_emb)

@@ -50,7 +50,7 @@ def finish_run(store: RunStore, out: Path, elapsed_s: float) -> tuple[dict[str, 
     summary = build_summary(store, elapsed_s, final)
     write_outputs(out, summary, final)
     write_bank(store, out / "bank.npz", final)
-    build_report(out)
+    build_report(out, kept=store.crops)  # the crops the detect workers kept: no decoding
     params = store.params()
     if params.save_images and params.save_dir and Path(params.save_dir).is_dir():
         sort_saved_crops(Path(params.save_dir), store.faces(), final)
@@ -147,9 +147,27 @@ def build_summary(store: RunStore, elapsed_s: float, final: FinalIdentities) -> 
             {"frame": face.frame, "bbox": face.bbox, "det_score": face.det_score} for face in final.rejected
         ],
         "stage_seconds": store.timings(),
+        "runtimes": store.runtimes(),
+        "decode": decode_summary(stats["frames_read"], meta.get("params", {})),
         "failed_chunks": store.failed(),
         "warnings": store.warnings(),
         "params": params,
+    }
+
+
+def decode_summary(frames_decoded: int, params: dict[str, Any]) -> dict[str, Any]:
+    """How much decoding the run did, against the video's frames and the frames up to the last
+    sampled one (decoding can stop there): 1.0 means every such frame was decoded once; below
+    1.0, frames were skipped (GOPs or non-reference frames no sampled frame needs)."""
+    count, step = int(params.get("frame_count") or 0), int(params.get("frame_step") or 1)
+    to_last = ((count - 1) // step) * step + 1 if count > 0 else 0
+    return {
+        "decoder": params.get("decoder", "opencv"),
+        "frames_decoded": frames_decoded,
+        "video_frames": count,
+        "frames_to_last_sample": to_last,
+        "per_video_frame": round(frames_decoded / count, 3) if count else None,
+        "per_frame_to_last_sample": round(frames_decoded / to_last, 3) if to_last else None,
     }
 
 
@@ -172,6 +190,7 @@ def format_summary(summary: dict[str, Any], out_dir: Path) -> str:
         f"run {summary['run_id']} finished in {summary['elapsed_s']:.1f} s",
         f"  frames read {summary['frames_read']}, sampled {summary['frames_sampled']}, "
         f"blurry (skipped) {summary['frames_blurry']}{shots}",
+        *[f"  models: {runtime}" for runtime in summary.get("runtimes", [])],
         f"  faces detected and queued {summary['faces_detected']}, embedded "
         f"{summary['faces_embedded']}, saved {summary['faces_saved']}",
         f"  identities {summary['identities']} ({_how(summary)}):",

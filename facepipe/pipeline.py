@@ -6,16 +6,18 @@ Celery tasks call these; tests, benchmarks and the plain-loop reference call the
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import cv2
+import numpy as np
 
 from facepipe.contracts import Chunk, ChunkRecord, DetectedFace, FrameSignature, RunParams, ShippedFrame
 from facepipe.faces import align, decode_crop, encode_crop
-from facepipe.models import FaceDetector, FaceEmbedder
+from facepipe.models import Detection, FaceDetector, FaceEmbedder
 from facepipe.quality import BlurGate
 from facepipe.shots import encode_signature, frame_signature
-from facepipe.video import ChunkReader, PayloadReader
+from facepipe.video import PayloadReader, chunk_reader
 
 
 def blur_gate(params: RunParams) -> BlurGate | None:
@@ -37,11 +39,13 @@ def detect_chunk(
     shipped: list[ShippedFrame] | None = None,
     decode_threads: int = 1,
     cache_dir: Path | None = None,
+    on_face: Callable[[int, np.ndarray, Detection], None] | None = None,
 ) -> ChunkRecord:
     """Decode the chunk's sampled frames, gate blur, detect, align; crops as PNG.
 
     Frames come from the run's video itself, or from ``shipped`` (JPEG frames that
-    travelled in the task message, for hosts without the video).
+    travelled in the task message, for hosts without the video). ``on_face(frame index,
+    frame, face)`` sees each kept face while its frame is at hand (the report's crop).
     """
     record = ChunkRecord(seq=chunk.seq, start=chunk.start, stop=chunk.stop, step=params.frame_step)
     gate = blur_gate(params)
@@ -51,7 +55,7 @@ def detect_chunk(
         timings["signature"] = 0.0
     mark = time.perf_counter()
     reader = (
-        ChunkReader(params.video, chunk, params.frame_step, decode_threads, cache_dir)
+        chunk_reader(params.video, chunk, params.frame_step, decode_threads, cache_dir)
         if shipped is None
         else PayloadReader(shipped)
     )
@@ -97,6 +101,8 @@ def detect_chunk(
                 )
             )
             record.crops.append(encode_crop(crop))
+            if on_face is not None:
+                on_face(index, frame, face)
         t2 = time.perf_counter()
         timings["detect"] += t1 - t0
         timings["align"] += t2 - t1

@@ -20,9 +20,9 @@ import redis
 
 from facepipe.bridge import CelerySender
 from facepipe.dispatch import FrameShipper, PlannedRun, create_run, follow, new_run_id, send_chunks
-from facepipe.embedded import EmbeddedCluster, ort_threads_per_process
+from facepipe.embedded import EmbeddedCluster, ort_threads_per_process, size_workers
 from facepipe.errors import FacepipeError
-from facepipe.models import execution_providers, resolve_model
+from facepipe.models import ModelLoadError, execution_providers, resolve_model, resolve_runtime
 from facepipe.outputs import EXIT_LOST_CHUNKS, exit_status, finish_run, format_summary, prepare_out
 from facepipe.report.series import build_series_report
 from facepipe.season import SERIES_DIR, Episode, plan_episodes
@@ -30,9 +30,14 @@ from facepipe.series import EpisodeResult, SeriesBank, format_series, series_pas
 from facepipe.settings import Settings, WorkerSettings, load_worker_settings
 from facepipe.stages import Send
 from facepipe.store import RunStore, connect, ping
-from facepipe.video import VideoInfo, probe
+from facepipe.video import Plan, VideoInfo, plan, probe
 
 log = logging.getLogger(__name__)
+
+#: with fewer keyframe chunks than this many per model process, the embedded default splits
+#: GOPs (the later parts decode the GOP's start again) rather than leave processes waiting;
+#: measured on the shared clips (bench/README.md, "Decoding twice or waiting")
+SPLIT_CHUNKS_PER_PROCESS = 2
 
 
 def run_videos(videos: list[str], settings: Settings) -> int:
@@ -46,6 +51,7 @@ def run_videos(videos: list[str], settings: Settings) -> int:
     resolve_model("embedder", settings.rec_model)
     execution_providers(settings.providers)  # '--providers cuda' without CUDA fails here, in one line
     broker = settings.broker_url()
+    _check_runtime(settings, embedded=broker is None)
     if broker is None and settings.redis_port != 6379 and settings.redis_host is None:
         raise FacepipeError("--redis-port needs --redis-host (or pass --broker)")
     if broker is not None:
@@ -69,19 +75,40 @@ def run_videos(videos: list[str], settings: Settings) -> int:
         )
 
     if broker is not None:
-        runs = _dispatch_and_follow(client, episodes, settings, CelerySender(broker), show)
+        plans = [
+            plan(e.info, settings.decoder, settings.frame_step, settings.chunk_size, cache_dir=cache_dir)
+            for e in episodes
+        ]
+        runs = _dispatch_and_follow(client, episodes, plans, settings, CelerySender(broker), show)
         return _finish(runs, episodes, out, prior, time.monotonic() - started)
 
+    num_det, num_emb = size_workers(settings.num_det, settings.num_emb)
+    settings = settings.model_copy(update={"num_det": num_det, "num_emb": num_emb})
     with EmbeddedCluster(out / "logs", season_id) as cluster:
         cluster.start(
-            {"detect": settings.num_det, "embed": settings.num_emb},
+            {"detect": num_det, "embed": num_emb},
             _embedded_worker_env(settings),
             debug=settings.debug,
         )
         log.debug("server and workers started after %.2f s", time.monotonic() - started)
+        # Planned while the workers import and load their models (the keyframe scan of a long
+        # video takes a second). A short clip is often one or two GOPs: split them so every
+        # process has work (bench/README.md); a season's videos share that minimum.
+        min_chunks = -(-SPLIT_CHUNKS_PER_PROCESS * (num_det + num_emb) // len(episodes))
+        plans = [
+            plan(e.info, settings.decoder, settings.frame_step, settings.chunk_size, min_chunks)
+            for e in episodes
+        ]
+        log.debug(
+            "%d chunks planned (%s) after %.2f s",
+            sum(len(p.chunks) for p in plans),
+            ", ".join(sorted({p.decoder for p in plans})),
+            time.monotonic() - started,
+        )
         runs = _dispatch_and_follow(
             connect(cluster.url),
             episodes,
+            plans,
             settings,
             CelerySender(cluster.url),
             show,
@@ -89,7 +116,9 @@ def run_videos(videos: list[str], settings: Settings) -> int:
         )
         log.debug("all chunks applied after %.2f s", time.monotonic() - started)
         cluster.workers.begin_stop(cold=True)  # nothing in flight: let them go while we write outputs
-        return _finish(runs, episodes, out, prior, time.monotonic() - started)
+        status = _finish(runs, episodes, out, prior, time.monotonic() - started)
+        cluster.workers.kill()  # whatever of their shutdown is left
+        return status
 
 
 def _probe(video: str, cache_dir: Path, count: int) -> VideoInfo:
@@ -102,11 +131,31 @@ def _probe(video: str, cache_dir: Path, count: int) -> VideoInfo:
         raise FacepipeError(f"{exc} (nothing was started: fix or drop that video)") from None
 
 
+def _check_runtime(settings: Settings, embedded: bool) -> None:
+    """Refuse a backend/precision request that cannot run, in one line, before anything starts.
+
+    Embedded workers run on this host, so its CPU decides (bf16 where the CPU has none is an
+    error). Remote workers decide on their own hosts; only what no host could run fails here,
+    and a worker without bf16 runs fp32 and the summary says so.
+    """
+    if embedded:
+        resolve_runtime(settings.backend, settings.precision, settings.providers, strict=True)
+    elif settings.precision == "bf16" and settings.backend == "onnxruntime":
+        raise ModelLoadError("--precision bf16 needs --backend openvino (or auto); use --precision fp32")
+
+
 def _embedded_worker_env(settings: Settings) -> dict[str, str]:
-    """The embedded workers' settings: the cores split between the model processes, and no
-    task events (nobody watches a private server with Flower)."""
-    threads = settings.ort_threads or ort_threads_per_process(settings.num_det + settings.num_emb)
-    worker = WorkerSettings(ort_threads=threads, providers=settings.providers, task_events=False)
+    """The embedded workers' settings: the cores split between the model processes, the run's
+    runtime (so the models they preload are the ones the run uses), and no task events
+    (nobody watches a private server with Flower)."""
+    threads = settings.ort_threads or ort_threads_per_process(int(settings.num_det) + int(settings.num_emb))
+    worker = WorkerSettings(
+        ort_threads=threads,
+        providers=settings.providers,
+        backend=settings.backend,
+        precision=settings.precision,
+        task_events=False,
+    )
     return {
         **worker.as_env(),
         # numpy's BLAS threads would fight the model processes for the cores.
@@ -118,6 +167,7 @@ def _embedded_worker_env(settings: Settings) -> dict[str, str]:
 def _dispatch_and_follow(
     client: redis.Redis,
     episodes: list[Episode],
+    plans: list[Plan],
     settings: Settings,
     send: Send,
     show: bool,
@@ -126,8 +176,8 @@ def _dispatch_and_follow(
     """Record every run, queue their chunks interleaved (or ship their frames from threads),
     and follow them all to the end."""
     runs = [
-        create_run(RunStore(client, settings.redis_prefix, episode.run_id), episode.info, settings)
-        for episode in episodes
+        create_run(RunStore(client, settings.redis_prefix, episode.run_id), episode.info, settings, planned)
+        for episode, planned in zip(episodes, plans, strict=True)
     ]
     shippers = [FrameShipper(run, settings, send) for run in runs] if settings.ship_frames else []
     if not shippers:

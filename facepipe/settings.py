@@ -10,8 +10,9 @@ command-line flags override both. Two models share this module:
   threads, redelivery, caches, test hooks). ``celeryconfig.py`` and the tasks read it;
   nothing in facepipe reads ``os.environ`` itself.
 
-The model-loading fields (``ort_threads``, ``providers``, ``det_model``, ``rec_model``)
-belong to both, through :class:`ModelSettings`, so each has one default.
+The model-loading fields (``ort_threads``, ``providers``, ``backend``, ``precision``,
+``det_model``, ``rec_model``) belong to both, through :class:`ModelSettings`, so each has
+one default.
 """
 
 from __future__ import annotations
@@ -30,6 +31,10 @@ SEED_SIM_THRESH = 0.27
 ONLINE_SIM_THRESH = 0.40
 
 
+#: ``--num-det``/``--num-emb``: a process count, or 'auto' (sized to the machine)
+Count = Annotated[int, Field(ge=1)] | Literal["auto"]
+
+
 def parse_size(text: str) -> tuple[int, int]:
     """Parse ``WIDTHxHEIGHT`` (for ``--det-input``) into a tuple of positive ints."""
     parts = str(text).lower().split("x")
@@ -40,6 +45,18 @@ def parse_size(text: str) -> tuple[int, int]:
     if width < 32 or height < 32 or width % 32 or height % 32:
         raise ValueError(f"sides must be multiples of 32 and at least 32, got {text!r}")
     return width, height
+
+
+def auto_det_input(width: int, height: int, long_side: int = 640) -> tuple[int, int]:
+    """``--det-input auto``: ``long_side`` on the frame's long side, the short side scaled alike and
+    rounded up to a multiple of 32 (what SCRFD's strides need). 1280x720 gives 640x384: the
+    frame letterboxed to 640x360 fills it but for 24 rows, where 640x640 pads 280 rows of
+    black that the detector would scan for nothing."""
+    if width <= 0 or height <= 0:
+        return long_side, long_side
+    # ceil(short side * long_side / long side / 32) * 32, in integers (no float rounding)
+    short = max(32, -(-(min(width, height) * long_side) // (max(width, height) * 32)) * 32)
+    return (long_side, short) if width >= height else (short, long_side)
 
 
 class ModelSettings(BaseSettings):
@@ -54,7 +71,24 @@ class ModelSettings(BaseSettings):
         pattern="^(auto|cpu|cuda)$",
         description="ONNX Runtime: auto (CUDA where onnxruntime-gpu sees a GPU, else CPU), cpu, cuda",
     )
-    ort_threads: int = Field(0, ge=0, description="ONNX Runtime threads per worker process (0 = its default)")
+    ort_threads: int = Field(
+        0, ge=0, description="ONNX Runtime / OpenVINO threads per worker process (0 = the runtime's default)"
+    )
+
+    # Inference runtime (issue #11). make_session() in facepipe/models.py is where they act.
+    backend: str = Field(
+        "auto",
+        pattern="^(auto|onnxruntime|openvino)$",
+        description="inference runtime: auto (ONNX Runtime with CUDA where a GPU is usable; on an "
+        "x86-64 CPU with OpenVINO, each model on the runtime measured faster for it; else ONNX "
+        "Runtime), onnxruntime, openvino",
+    )
+    precision: str = Field(
+        "fp32",
+        pattern="^(fp32|bf16)$",
+        description="model arithmetic: fp32, or bf16 (OpenVINO on a CPU with native bf16; faster, "
+        "embeddings within ~0.003 cosine)",
+    )
 
 
 class Settings(ModelSettings):
@@ -77,8 +111,10 @@ class Settings(ModelSettings):
 
     # Detection and alignment.
     # NoDecode: FACEPIPE_DET_INPUT=640x384 is text for the validator below, not JSON.
-    det_input: Annotated[tuple[int, int], NoDecode] = Field(
-        (640, 640), description="SCRFD input size WIDTHxHEIGHT (multiples of 32)"
+    det_input: Annotated[tuple[int, int] | Literal["auto"], NoDecode] = Field(
+        "auto",
+        description="SCRFD input size WIDTHxHEIGHT (multiples of 32), or auto: 640 on the frame's long "
+        "side, the short side rounded up to a multiple of 32 (640x384 for 16:9)",
     )
     det_thresh: float = Field(0.7, gt=0, lt=1, description="minimum detection score")
     nms_thresh: float = Field(0.4, gt=0, le=1, description="non-maximum suppression IoU")
@@ -121,8 +157,12 @@ class Settings(ModelSettings):
     )
 
     # Workers and where they meet.
-    num_det: int = Field(1, ge=1, description="detect worker processes (embedded mode)")
-    num_emb: int = Field(1, ge=1, description="embed worker processes (embedded mode)")
+    num_det: Count = Field(
+        "auto", description="detect worker processes (embedded mode); auto: sized to the cores"
+    )
+    num_emb: Count = Field(
+        "auto", description="embed worker processes (embedded mode); auto: sized to the cores"
+    )
     broker: str | None = Field(
         None,
         description="redis:// URL of running workers' broker (default: FACEPIPE_BROKER_URL if set, "
@@ -163,6 +203,14 @@ class Settings(ModelSettings):
     debug: bool = Field(False, description="verbose logs, worker logs shown, tracebacks kept")
     progress: bool = Field(True, description="show progress bars")
 
+    # Decoding (issue #11).
+    decoder: str = Field(
+        "auto",
+        pattern="^(auto|pyav|opencv)$",
+        description="auto/pyav: chunks on keyframes, each frame decoded once, unsampled non-reference "
+        "frames skipped (PyAV); opencv: the seed's fixed frame ranges, one OpenCV seek per chunk",
+    )
+
     def online_sim_thresh(self) -> float:
         """``--sim-thresh``, else the mode's default: the seed's 0.27, or 0.40."""
         if self.sim_thresh is not None:
@@ -172,6 +220,8 @@ class Settings(ModelSettings):
     @field_validator("det_input", mode="before")
     @classmethod
     def _det_input(cls, value: Any) -> Any:
+        if isinstance(value, str) and value.strip().lower() == "auto":
+            return "auto"
         return parse_size(value) if isinstance(value, str) else value
 
     def broker_url(self) -> str | None:

@@ -20,6 +20,8 @@ Layout (``K = PREFIX:run:RUN_ID``):
 ``K:timings``               hash    seconds per stage (decode, blur, detect, align, embed), summed
 ``K:tracks``                string  the writer's tracking state after the last applied chunk (JSON)
 ``K:warnings``              list    problems to report (unsaved crops, unreadable frames)
+``K:runtimes``              set     what ran the models, per stage ("detect: openvino fp32 on CPU")
+``K:crops``                 hash    every face's report crop (JPEG, ~6 KB) by "frame:box", from detect
 ``K:fault:STAGE:SEQ``       string  test hook only: marks a fault injection as done
 ==========================  ======  ===========================================================
 
@@ -280,6 +282,25 @@ class RunStore:
         WATCHing pipeline."""
         raw = (client or self.r).get(self.key("tracks"))
         return None if raw is None else TrackStateRecord.model_validate_json(raw)
+
+    def keep_crops(self, crops: dict[str, bytes]) -> None:
+        """Keep faces' report crops (by :func:`facepipe.report.crops.face_key`); idempotent."""
+        if crops:
+            self.r.hset(self.key("crops"), mapping=crops)
+
+    def crops(self, keys: list[str]) -> dict[str, bytes]:
+        """The kept crops of these faces (missing ones are left out)."""
+        if not keys:
+            return {}
+        return {k: v for k, v in zip(keys, self.r.hmget(self.key("crops"), keys), strict=True) if v}
+
+    def note_runtime(self, stage: str, runtime: str) -> None:
+        """Record what ran a stage's model (a worker's resolved backend and precision)."""
+        self.r.sadd(self.key("runtimes"), f"{stage}: {runtime}")
+
+    def runtimes(self) -> list[str]:
+        """Every stage/runtime pair a worker of this run recorded, sorted."""
+        return sorted(x.decode() for x in self.r.smembers(self.key("runtimes")))
 
     def load_bank(self, client: Any | None = None) -> IdentityBank:
         """Rebuild the identity bank from its hashes, in one round trip.

@@ -63,21 +63,24 @@ def _client(url: str) -> redis.Redis:
 
 
 @functools.lru_cache(maxsize=4)
-def _model(kind: type[FaceModel], explicit: str | None) -> FaceModel:
-    """A model loaded once per process: the run's own file, else the worker's, else the default."""
+def _model(kind: type[FaceModel], explicit: str | None, backend: str, precision: str) -> FaceModel:
+    """A model loaded once per process and runtime: the run's own file, else the worker's,
+    else the default."""
     settings = worker_settings()
     fallback = settings.det_model if kind is FaceDetector else settings.rec_model
-    return kind.from_settings(explicit or fallback, settings.ort_threads, settings.providers).load()
+    return kind.from_settings(
+        explicit or fallback, settings.ort_threads, settings.providers, backend, precision
+    ).load()
 
 
-def detector(explicit: str | None) -> FaceDetector:
+def detector(explicit: str | None, backend: str = "auto", precision: str = "fp32") -> FaceDetector:
     """This process's detector: the run's ``--det-model``, else the worker's."""
-    return _model(FaceDetector, explicit)  # type: ignore[return-value]
+    return _model(FaceDetector, explicit, backend, precision)  # type: ignore[return-value]
 
 
-def embedder(explicit: str | None) -> FaceEmbedder:
+def embedder(explicit: str | None, backend: str = "auto", precision: str = "fp32") -> FaceEmbedder:
     """This process's embedder: the run's ``--rec-model``, else the worker's."""
-    return _model(FaceEmbedder, explicit)  # type: ignore[return-value]
+    return _model(FaceEmbedder, explicit, backend, precision)  # type: ignore[return-value]
 
 
 def _reason(exc: Exception) -> str:

@@ -50,9 +50,11 @@ def _warm_up(**_: object) -> None:
     cv2.setNumThreads(_settings.cv_threads)
     wanted = _settings.preloaded()
     try:
+        # The run's backend and precision reach the embedded workers as FACEPIPE_BACKEND and
+        # FACEPIPE_PRECISION, so the model loaded here is the one the tasks find cached.
         if "detector" in wanted:
-            detector(None)
+            detector(None, _settings.backend, _settings.precision)
         if "embedder" in wanted:
-            embedder(None)
+            embedder(None, _settings.backend, _settings.precision)
     except FacepipeError as exc:  # the first task meets it again and stops the worker
         log.critical("cannot preload a model: %s", exc)

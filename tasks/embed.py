@@ -11,7 +11,10 @@ from tasks.celery_app import app
 
 @app.task(bind=True, base=StageTask, name=EMBED.task, stage=EMBED, message_type=EmbedMessage)
 def embed(self: StageTask, run: RunContext, message: EmbedMessage) -> str:
-    record = embed_record(message.record, embedder(run.params.rec_model), keep_crops=run.params.save_images)
+    params = run.params
+    model = embedder(params.rec_model, params.backend, params.precision)
+    record = embed_record(message.record, model, keep_crops=params.save_images)
+    run.store.note_runtime("embed", model.runtime.describe())
     run.store.put_chunk(record)
     self.hand_on(WRITE, WriteMessage(run_id=message.run_id, prefix=message.prefix, chunk=message.chunk))
     return f"{len(record.faces)} faces embedded"

@@ -43,11 +43,13 @@ def reference_cluster(embeddings: np.ndarray, sim_thresh: float, refine_limit: i
 def sequential_run(video: str, params, detector, embedder) -> dict:
     """The whole seed algorithm in one plain loop over the sampled frames, in order.
 
-    ``params`` is anything with the settings' attribute names (a ``Settings`` works).
+    ``params`` is anything with the settings' attribute names (a ``Settings`` works);
+    ``det_input`` 'auto' is fitted to the frame as ``facepipe run`` fits it.
     """
     import cv2
 
     from facepipe.faces import align
+    from facepipe.settings import auto_det_input
 
     cap = cv2.VideoCapture(video)
     embeddings, faces = [], []
@@ -58,9 +60,12 @@ def sequential_run(video: str, params, detector, embedder) -> dict:
             break
         if index % params.frame_step == 0:
             _, frame = cap.retrieve()
+            size = params.det_input
+            if size == "auto":
+                size = auto_det_input(frame.shape[1], frame.shape[0])
             found = detector.detect(
                 frame,
-                input_size=tuple(params.det_input),
+                input_size=tuple(size),
                 det_thresh=params.det_thresh,
                 nms_thresh=params.nms_thresh,
                 min_face=params.min_face,

@@ -87,4 +87,4 @@ def test_help_explains_every_seed_flag() -> None:
         "--broker",
     ):
         assert flag in proc.stdout, flag
-    assert "(default: 15)" in proc.stdout and "(default: 640x640)" in proc.stdout
+    assert "(default: 15)" in proc.stdout and "(default: auto)" in proc.stdout

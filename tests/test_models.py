@@ -1,12 +1,22 @@
-"""Model files and execution providers."""
+"""Model files, execution providers, and the two inference backends (ONNX Runtime, OpenVINO)."""
 
 from __future__ import annotations
+
+import platform
 
 import onnxruntime
 import pytest
 
 from facepipe.errors import FacepipeError
-from facepipe.models import FaceDetector, FaceEmbedder, execution_providers, resolve_model
+from facepipe.models import (
+    FaceDetector,
+    FaceEmbedder,
+    cpu_capabilities,
+    execution_providers,
+    openvino_installed,
+    resolve_model,
+    resolve_runtime,
+)
 from tests.conftest import insightface_image
 from tests.helpers import facepipe
 
@@ -40,3 +50,94 @@ def test_asking_for_cuda_without_it_is_one_clear_line(t1_video) -> None:
     assert proc.returncode == 1 and proc.stderr.count("\n") == 1 and "--providers" in proc.stderr
     bad = facepipe("run", str(t1_video), "--providers", "tpu", "--no-progress", timeout=60)
     assert bad.returncode == 1 and "--providers" in bad.stderr
+
+
+def _real_crops() -> list:
+    """The six faces of t1.jpg, plus hamilton's where ../shared is present, aligned as the pipeline aligns."""
+    from facepipe.faces import align
+    from tests.conftest import SHARED
+
+    detector = FaceDetector(resolve_model("detector"), 1)
+    crops = []
+    images = [insightface_image()]
+    clip = SHARED / "videos" / "hamilton_short.mp4"
+    if clip.is_file():
+        import cv2
+
+        cap = cv2.VideoCapture(str(clip))
+        for index in range(0, 275, 25):
+            cap.set(cv2.CAP_PROP_POS_FRAMES, index)
+            ok, frame = cap.read()
+            if ok:
+                images.append(frame)
+        cap.release()
+    for image in images:
+        crops += [align(image, face) for face in detector.detect(image, (640, 640), min_face=20)]
+    return crops
+
+
+def test_both_backends_give_unit_embeddings_agreeing_on_real_crops() -> None:
+    import numpy as np
+
+    crops = _real_crops()
+    assert len(crops) >= 6
+    ort = FaceEmbedder(resolve_model("embedder"), 1, "cpu", "onnxruntime").embed(crops)
+    openvino = FaceEmbedder(resolve_model("embedder"), 1, "cpu", "openvino", "fp32")
+    ov = openvino.embed(crops)
+    assert openvino.runtime.describe() == "openvino fp32 on CPU"
+    for matrix in (ort, ov):
+        assert np.allclose(np.linalg.norm(matrix, axis=1), 1.0, atol=1e-5)
+    cosines = np.sum(ort * ov, axis=1)
+    assert cosines.min() >= 0.999, cosines.min()
+    if "BF16" in cpu_capabilities():
+        bf16 = FaceEmbedder(resolve_model("embedder"), 1, "cpu", "openvino", "bf16").embed(crops)
+        assert np.sum(ort * bf16, axis=1).min() >= 0.99
+
+
+def test_both_backends_find_the_same_faces() -> None:
+    import numpy as np
+
+    image = insightface_image()
+    boxes = {}
+    for backend in ("onnxruntime", "openvino"):
+        detector = FaceDetector(resolve_model("detector"), 1, "cpu", backend)
+        boxes[backend] = np.array([f.bbox for f in detector.detect(image, (640, 448), min_face=0)])
+        assert detector._net.resolution_session_input_sizes == ((640, 448),)  # a session per input size
+    assert boxes["onnxruntime"].shape == boxes["openvino"].shape == (6, 4)
+    assert np.abs(boxes["onnxruntime"] - boxes["openvino"]).max() < 0.01
+
+
+def test_bf16_where_it_cannot_run_is_one_clear_line(t1_video) -> None:
+    with pytest.raises(
+        FacepipeError, match=r"^--precision bf16: this CPU has no native bf16.*--precision fp32$"
+    ):
+        resolve_runtime("auto", "bf16", capabilities=("FP32", "INT8"))
+    # A remote worker on such a CPU runs fp32 and says so (the run's summary lists it).
+    fallback = resolve_runtime("auto", "bf16", strict=False, capabilities=("FP32",))
+    assert (fallback.backend, fallback.precision) == ("openvino", "fp32")
+    assert "bf16 asked for" in fallback.describe()
+    proc = facepipe(
+        "run", str(t1_video), "--precision", "bf16", "--backend", "onnxruntime", "--no-progress", timeout=60
+    )
+    assert proc.returncode == 1 and proc.stderr.count("\n") == 1, proc.stderr
+    assert "--precision bf16 needs --backend openvino" in proc.stderr and "Traceback" not in proc.stderr
+    if "BF16" not in cpu_capabilities():  # this CPU itself: the same one line from the CLI
+        proc = facepipe("run", str(t1_video), "--precision", "bf16", "--no-progress", timeout=60)
+        assert proc.returncode == 1 and "no native bf16" in proc.stderr
+
+
+def test_auto_backend_takes_the_faster_runtime_per_model_and_the_summary_says_so(t1_video, tmp_path) -> None:
+    from tests.helpers import read_run
+
+    detect = resolve_runtime("auto", "fp32", "cpu", kind="detector")
+    embed = resolve_runtime("auto", "fp32", "cpu", kind="embedder")
+    if openvino_installed() and platform.machine() == "x86_64":
+        assert (detect.backend, embed.backend) == ("onnxruntime", "openvino")  # bench/models_bench.py
+    else:
+        assert detect.backend == embed.backend == "onnxruntime"
+    proc = facepipe("run", str(t1_video), "--frame-step", "6", "--out", str(tmp_path), "--no-progress")
+    assert proc.returncode == 0, proc.stderr
+    summary, _ = read_run(tmp_path)
+    assert summary["runtimes"] == [f"detect: {detect.describe()}", f"embed: {embed.describe()}"]
+    assert f"models: detect: {detect.describe()}" in proc.stdout
+    assert summary["params"]["backend"] == "auto" and summary["params"]["precision"] == "fp32"

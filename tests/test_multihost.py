@@ -270,8 +270,11 @@ def test_workers_in_separate_namespaces_match_the_embedded_run(
     assert [f["frame"] for f in faces] == [f["frame"] for f in ref_faces]
     assert [f["identity"] for f in faces] == [f["identity"] for f in ref_faces]
     assert summary["counts"] == ref_summary["counts"]
-    for key in ("frames_sampled", "faces_detected", "faces_embedded", "identities", "chunks"):
+    for key in ("frames_sampled", "faces_detected", "faces_embedded", "identities"):
         assert summary[key] == ref_summary[key], key
+    # The embedded default splits this two-GOP clip so each of its processes has work; remote
+    # workers get whole GOPs. The plans differ, the results do not.
+    assert summary["chunks"] <= ref_summary["chunks"]
     assert summary["identities"] == 6
 
     # Isolation. Every host's only route is the private subnet; nothing leads out.

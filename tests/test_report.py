@@ -158,7 +158,7 @@ def t1_run(server, workers, t1_video: Path, tmp_path_factory: pytest.TempPathFac
     store = RunStore(connect(server.url), prefix, summary["run_id"])
     bank_path = write_bank(store, out)
     report = build_report(out, str(t1_video))
-    yield out, summary, bank_path, report
+    yield out, summary, bank_path, report, store
     store.delete()
 
 
@@ -185,7 +185,7 @@ def _img_sources(page: str) -> list[str]:
 
 
 def test_bank_matches_the_run_outputs(t1_run) -> None:
-    out, summary, bank_path, _ = t1_run
+    out, summary, bank_path, _, _ = t1_run
     faces = _faces(out)
     bank = load_bank(bank_path)
     assert summary["identities"] >= 1 and len(faces) >= summary["identities"]
@@ -211,7 +211,7 @@ def test_bank_matches_the_run_outputs(t1_run) -> None:
 
 
 def test_report_of_a_real_run(t1_run) -> None:
-    out, summary, _, report = t1_run
+    out, summary, _, report, _ = t1_run
     assert report == out / "report.html"
     page = report.read_text(encoding="utf-8")
     params = summary["params"]
@@ -240,7 +240,7 @@ def test_report_of_a_real_run(t1_run) -> None:
 
 
 def test_report_without_the_video(t1_run, tmp_path: Path) -> None:
-    out, summary, _, _ = t1_run
+    out, summary, _, _, _ = t1_run
     for name in ("summary.json", "faces.jsonl"):
         shutil.copy(out / name, tmp_path / name)
     page = build_report(tmp_path, str(tmp_path / "moved-away.mp4")).read_text(encoding="utf-8")
@@ -248,6 +248,21 @@ def test_report_without_the_video(t1_run, tmp_path: Path) -> None:
     assert "moved-away.mp4" in page and "Face crops not shown" in page
     assert page.count("the video could not be read") == summary["identities"]
     assert page.count("<svg class=tl") == summary["identities"]
+
+
+def test_report_from_the_crops_the_run_kept_needs_no_video(t1_run, tmp_path: Path) -> None:
+    """The detect workers keep every face's crop; a report from them equals one cut from the video."""
+    out, summary, _, report, store = t1_run
+    for name in ("summary.json", "faces.jsonl"):
+        shutil.copy(out / name, tmp_path / name)
+    kept_page = build_report(tmp_path, str(tmp_path / "moved-away.mp4"), kept=store.crops).read_text()
+    from_video = _img_sources(report.read_text(encoding="utf-8"))
+    assert _img_sources(kept_page) == from_video and from_video
+    assert "Face crops not shown" not in kept_page
+    assert (
+        len(store.crops([f"{f['frame']}:" + ",".join(f"{v:.2f}" for v in f["bbox"]) for f in _faces(out)]))
+        == (summary["faces_embedded"])
+    ), "a crop for every face"
 
 
 def test_report_of_a_video_without_faces(blank_run, tmp_path: Path) -> None:
@@ -347,7 +362,7 @@ def test_browser_check_catches_broken_images_and_console_errors(tmp_path: Path) 
 
 def test_report_in_a_real_browser(t1_run, blank_run, tmp_path: Path) -> None:
     binary = _chromium()
-    out, summary, _, report = t1_run
+    out, summary, _, report, _ = t1_run
     expected = len(_img_sources(report.read_text(encoding="utf-8")))
     assert expected > 0
     images, console = _load_in_browser(binary, report, tmp_path / "profile")

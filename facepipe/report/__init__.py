@@ -28,8 +28,9 @@ Where things are:
   :mod:`~facepipe.report.timeline`;
 * ``assets/report.css`` and ``assets/report.js``: the inline style and script, as package data.
 
-Only :mod:`facepipe.errors` and :mod:`facepipe.images` are imported from the rest of
-facepipe, so the report can be rebuilt wherever the outputs are, without the pipeline.
+Only :mod:`facepipe.errors`, :mod:`facepipe.images` and :mod:`facepipe.keyframes` (PyAV
+decoding from keyframes) are imported from the rest of facepipe, so the report can be rebuilt
+wherever the outputs are, without the pipeline.
 """
 
 from __future__ import annotations

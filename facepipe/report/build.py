@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -39,18 +40,23 @@ def _write_atomically(target: Path, text: str) -> None:
     partial.replace(target)
 
 
-def build_report(out_dir: Path, video_path: str | None = None) -> Path:
+def build_report(
+    out_dir: Path,
+    video_path: str | None = None,
+    kept: Callable[[list[str]], dict[str, bytes]] | None = None,
+) -> Path:
     """Write ``out_dir/report.html`` from the run's outputs and return its path.
 
     ``video_path`` overrides the video recorded in ``summary.json`` (e.g. after moving
-    it). A video that cannot be read gives placeholders instead of crops.
+    it). ``kept`` looks up the face crops the run kept (see :mod:`~facepipe.report.crops`);
+    the others are cut from the video, and a video that cannot be read gives placeholders.
     """
     out_dir = Path(out_dir)
     summary, faces = read_outputs(out_dir)
     identities = group_identities(summary, faces)
     picks = picks_by_identity(identities)
     video = video_path or summary.get("video") or (summary.get("params") or {}).get("video")
-    crops, note = read_crops(video, [f for chosen in picks.values() for f in chosen])
+    crops, note = read_crops(video, [f for chosen in picks.values() for f in chosen], kept)
     for ident in identities:
         ident.crops = [(face, crops.get(id(face))) for face in picks[ident.id]]
     target = out_dir / REPORT_FILE

@@ -1,16 +1,25 @@
-"""Face crops for the report, read back from the video: the only part of the report that decodes video.
+"""Face crops for the report: kept by the run, or read back from the video.
 
-Each chosen frame is read with one seek, or with a few forward grabs when it is close
-after the previous one (seeking re-decodes from the last keyframe, so for
-nearby frames grabbing is cheaper). A crop becomes a base64 JPEG ``data:`` URI so the
-page stays one self-contained file. When the video cannot be read (moved, deleted), no
-crops come back, and the reason does, for the page to show instead.
+A run keeps every face's crop as its detect worker cuts it (:func:`face_crop`, a few KB of
+JPEG, stored with the run under :func:`face_key`), so writing the report decodes no video;
+crops come from the video only for faces without one (``facepipe report DIR`` rebuilding from
+the output folder alone, or a run made by an older version). This is the only part of the
+report that decodes video.
+
+The chosen frames are decoded from their keyframes, each GOP only as far as its chosen frames
+need and without its unreferenced frames (:func:`facepipe.keyframes.read_frames`); where PyAV
+cannot index the file, OpenCV reads each with one seek, or with a few forward grabs when it is
+close after the previous one (seeking re-decodes from the last keyframe, so for nearby frames
+grabbing is cheaper); on H.264 with long GOPs those seeks cost several times more. A crop
+becomes a base64 JPEG ``data:`` URI so the page stays one self-contained file. When the video
+cannot be read (moved, deleted), no crops come back, and the reason does, for the page to show
+instead.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +27,7 @@ import cv2
 import numpy as np
 
 from facepipe.images import encode_jpeg, square_crop, to_base64
+from facepipe.keyframes import read_frames
 
 CROP_PX = 144
 CROP_MARGIN = 0.3  # of the box's longer side, added on every side
@@ -27,11 +37,25 @@ JPEG_QUALITY = 85
 GRAB_AHEAD = 48
 
 
+def face_crop(frame: np.ndarray, bbox: list[float] | np.ndarray) -> bytes:
+    """The face's square crop (the box plus a margin, on grey where it leaves the frame) as JPEG."""
+    crop = square_crop(frame, bbox, size=CROP_PX, margin=CROP_MARGIN, fill=CROP_FILL)
+    return encode_jpeg(crop, JPEG_QUALITY)
+
+
+def face_key(frame: int, bbox: list[float] | np.ndarray) -> str:
+    """How a face's kept crop is found: its frame and its box as ``faces.jsonl`` rounds it."""
+    return f"{int(frame)}:" + ",".join(f"{round(float(v), 2):.2f}" for v in bbox[:4])
+
+
+def _uri(jpeg: bytes) -> str:
+    return "data:image/jpeg;base64," + to_base64(jpeg)
+
+
 def crop_uri(frame: np.ndarray, bbox: list[float]) -> str | None:
     """The face's square crop as a JPEG ``data:`` URI; None if it cannot be encoded (no crop shown)."""
-    crop = square_crop(frame, bbox, size=CROP_PX, margin=CROP_MARGIN, fill=CROP_FILL)
     try:
-        return "data:image/jpeg;base64," + to_base64(encode_jpeg(crop, JPEG_QUALITY))
+        return _uri(face_crop(frame, bbox))
     except ValueError:
         return None
 
@@ -51,32 +75,55 @@ def _frames(cap: cv2.VideoCapture, indices: list[int]) -> Iterator[tuple[int, np
             yield index, frame
 
 
-def read_crops(video_path: str | None, wanted: list[dict[str, Any]]) -> tuple[dict[int, str], str | None]:
-    """Crop each wanted face (keyed by ``id(face)``) from the video; also says why not, if not.
+def read_crops(
+    video_path: str | None,
+    wanted: list[dict[str, Any]],
+    kept: Callable[[list[str]], dict[str, bytes]] | None = None,
+) -> tuple[dict[int, str], str | None]:
+    """Crop each wanted face (keyed by ``id(face)``); also says why not, if not.
 
-    Keyed by object identity because face dicts are not hashable and the caller holds
-    the very same dicts it passed in, so it finds each face's crop without a lookup key.
+    ``kept`` returns the crops the run kept, by :func:`face_key`; faces without one are cut
+    from the video. Keyed by object identity because face dicts are not hashable and the
+    caller holds the very same dicts it passed in, so it finds each face's crop without a
+    lookup key.
     """
     if not wanted:
         return {}, None
+    crops: dict[int, str] = {}
+    if kept is not None:
+        found = kept([face_key(f["frame"], f["bbox"]) for f in wanted])
+        for face in wanted:
+            jpeg = found.get(face_key(face["frame"], face["bbox"]))
+            if jpeg:
+                crops[id(face)] = _uri(jpeg)
+        wanted = [face for face in wanted if id(face) not in crops]
+        if not wanted:
+            return crops, None
     if not video_path or not Path(video_path).is_file():
-        return {}, f"video not found at {video_path}" if video_path else "no video path recorded"
-    cap = cv2.VideoCapture(str(video_path))
-    if not cap.isOpened():
-        cap.release()
-        return {}, f"cannot open {video_path} as a video"
+        return crops, f"video not found at {video_path}" if video_path else "no video path recorded"
     by_frame: dict[int, list[dict[str, Any]]] = defaultdict(list)
     for face in wanted:
         by_frame[int(face["frame"])].append(face)
-    crops: dict[int, str] = {}
+    # The report is written after the workers have stopped: the decoder may use every core.
+    frames = read_frames(str(video_path), sorted(by_frame), threads=0)
+    cap = None
+    if frames is None:
+        cap = cv2.VideoCapture(str(video_path))
+        if not cap.isOpened():
+            cap.release()
+            return crops, f"cannot open {video_path} as a video"
+        frames = _frames(cap, sorted(by_frame))
     try:
-        for index, frame in _frames(cap, sorted(by_frame)):
+        for index, frame in frames:
             for face in by_frame[index]:
                 uri = crop_uri(frame, face["bbox"])
                 if uri:
                     crops[id(face)] = uri
+    except (OSError, ValueError):  # a damaged file: show the crops read so far
+        pass
     finally:
-        cap.release()
+        if cap is not None:
+            cap.release()
     if not crops:
         return crops, f"no frames could be read from {video_path}"
     return crops, None

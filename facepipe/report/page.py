@@ -45,9 +45,11 @@ def _headline(run: RunFacts, n_ids: int) -> str:
 def _subtitle(summary: dict[str, Any], run: RunFacts) -> str:
     """The video's path, length, size and rate, and the run id: which run this page is about."""
     size = f"{run.params['width']}x{run.params['height']}, " if run.params.get("width") else ""
+    runtimes = "; ".join(summary.get("runtimes") or [])
     return (
         f"{esc(run.video)} &middot; {fmt_time(run.duration)} long ({size}{run.fps:.2f} fps, "
         f"{run.frame_count:,} frames) &middot; run {esc(summary.get('run_id', '?'))}"
+        + (f" &middot; models: {esc(runtimes)}" if runtimes else "")
     )
 
 

@@ -18,7 +18,7 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_defaults_then_environment_then_flags(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert Settings().frame_step == 15 and Settings().det_input == (640, 640)
+    assert Settings().frame_step == 15 and Settings().det_input == "auto"
     monkeypatch.setenv("FACEPIPE_FRAME_STEP", "5")
     monkeypatch.setenv("FACEPIPE_DET_INPUT", "320x256")
     assert load_settings().frame_step == 5 and load_settings().det_input == (320, 256)
@@ -66,7 +66,40 @@ def test_worker_settings_have_one_default_each_and_travel_as_env() -> None:
 
 
 def test_model_settings_are_shared_by_run_and_worker() -> None:
-    shared = {"det_model", "rec_model", "providers", "ort_threads"}
+    shared = {"det_model", "rec_model", "providers", "ort_threads", "backend", "precision"}
     assert shared <= set(Settings.model_fields) and shared <= set(WorkerSettings.model_fields)
     for name in shared:
         assert Settings.model_fields[name].default == WorkerSettings.model_fields[name].default
+
+
+def test_speed_settings_default_to_auto_and_take_numbers_or_auto(monkeypatch: pytest.MonkeyPatch) -> None:
+    defaults = Settings()
+    assert (defaults.num_det, defaults.num_emb, defaults.backend, defaults.precision, defaults.decoder) == (
+        "auto",
+        "auto",
+        "auto",
+        "fp32",
+        "auto",
+    )
+    chosen = load_settings(
+        num_det="2", num_emb="auto", det_input="AUTO", backend="openvino", precision="bf16"
+    )
+    assert (chosen.num_det, chosen.num_emb, chosen.det_input) == (2, "auto", "auto")
+    monkeypatch.setenv("FACEPIPE_NUM_EMB", "3")
+    monkeypatch.setenv("FACEPIPE_DECODER", "opencv")
+    assert load_settings().num_emb == 3 and load_settings().decoder == "opencv"
+    for flag, value in (("num_det", "0"), ("num_emb", "many"), ("backend", "tpu"), ("precision", "fp16")):
+        with pytest.raises(FacepipeError, match=f"^bad value for --{flag.replace('_', '-')}: "):
+            load_settings(**{flag: value})
+
+
+def test_det_input_auto_is_640_on_the_long_side_and_a_multiple_of_32_on_the_short() -> None:
+    from facepipe.settings import auto_det_input
+
+    assert auto_det_input(1280, 720) == (640, 384)  # 16:9: 640x360 letterboxed, 24 rows of padding
+    assert auto_det_input(1920, 1080) == (640, 384)
+    assert auto_det_input(640, 360) == (640, 384)
+    assert auto_det_input(708, 532) == (640, 512)  # 4:3-ish: 640x481 needs 512
+    assert auto_det_input(720, 1280) == (384, 640)  # portrait
+    assert auto_det_input(640, 640) == (640, 640)
+    assert auto_det_input(1440, 1080) == (640, 480)
