@@ -75,10 +75,15 @@ def assert_consistent(summary: dict, faces: list[dict]) -> None:
     assert frames == sorted(frames)
 
 
-def reference_models():
-    from facepipe.models import FaceDetector, FaceEmbedder, resolve_model
+def reference_models(backend: str = "auto", precision: str = "fp32"):
+    """The models a default run's workers load (``--backend auto`` resolves per model the same
+    way here), on one thread as the embedded workers run them on two cores."""
+    from facepipe.models import FaceDetector, FaceEmbedder
 
-    return FaceDetector(resolve_model("detector"), 1), FaceEmbedder(resolve_model("embedder"), 1)
+    return (
+        FaceDetector.from_settings(None, 1, "auto", backend, precision),
+        FaceEmbedder.from_settings(None, 1, "auto", backend, precision),
+    )
 
 
 def skip_without(path: Path, what: str) -> None:
