@@ -6,11 +6,14 @@ For each clip of ``../shared/data/videos`` (at the frame step the tests use), ``
 of git revision ``--rev`` (its facepipe/, tasks/ and celeryconfig.py from ``git archive``, with
 its own defaults) against today's code with:
 
-* ``compat``: ``--backend onnxruntime --det-input 640x640 --decoder opencv``, the seed's
-  runtime, detector input and decoding: must give faces.jsonl **byte for byte**;
-* ``pyav-ort``: ``--backend onnxruntime --det-input 640x640`` (today's decoding, seed's models);
-* ``openvino``: ``--backend openvino --det-input 640x640`` (OpenVINO fp32, seed's input);
-* ``defaults``: today's defaults (OpenVINO fp32, ``--det-input auto``, keyframe decoding).
+* ``compat``: ``--backend onnxruntime --det-input 640x640 --decoder opencv --clustering online``,
+  the seed's runtime, detector input, decoding and clustering (``--clustering online`` is what
+  the revision's defaults did: online match-or-add, then the merge pass): must give faces.jsonl
+  **byte for byte**;
+* ``pyav-ort``: the same with today's decoding;
+* ``openvino``: ``--backend openvino --det-input 640x640 --clustering online`` (OpenVINO fp32);
+* ``defaults``: today's defaults (OpenVINO fp32, ``--det-input auto``, keyframe decoding,
+  ``--clustering tracks``: other identities by design, so only agreement is meaningful).
 
 Each is compared with the seed's faces.jsonl: bytes, identities face by face (frame and
 identity columns), and face-level agreement (faces paired by frame and box, identities mapped
@@ -42,9 +45,18 @@ CLIPS = {
     "talk_show_montage": 3,
 }
 VARIANTS = {
-    "compat": ["--backend", "onnxruntime", "--det-input", "640x640", "--decoder", "opencv"],
-    "pyav-ort": ["--backend", "onnxruntime", "--det-input", "640x640"],
-    "openvino": ["--backend", "openvino", "--det-input", "640x640"],
+    "compat": [
+        "--backend",
+        "onnxruntime",
+        "--det-input",
+        "640x640",
+        "--decoder",
+        "opencv",
+        "--clustering",
+        "online",
+    ],
+    "pyav-ort": ["--backend", "onnxruntime", "--det-input", "640x640", "--clustering", "online"],
+    "openvino": ["--backend", "openvino", "--det-input", "640x640", "--clustering", "online"],
     "defaults": [],
 }
 
