@@ -23,11 +23,9 @@ one to one; ``bench/run.py``'s ``agreement``).
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import subprocess
 import sys
-import tarfile
 import tempfile
 from pathlib import Path
 
@@ -35,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 
 from make_video import SHARED  # noqa: E402
-from run import agreement  # noqa: E402
+from run import agreement, checkout_rev  # noqa: E402
 
 CLIPS = {
     "hamilton_short": 3,
@@ -93,15 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, default=ROOT / "bench" / "seed_compat.json")
     args = parser.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="seed-compat-"))
-    code = work / "seed-code"
-    archive = subprocess.run(
-        ["git", "archive", args.rev, "facepipe", "tasks", "celeryconfig.py"],
-        cwd=ROOT,
-        capture_output=True,
-        check=True,
-    ).stdout
-    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
-        tar.extractall(code, filter="data")
+    code = Path(checkout_rev(work, args.rev))
     results: dict[str, dict] = {}
     lines = ["| clip (step) | " + " | ".join(VARIANTS) + " |", "|---" * (len(VARIANTS) + 1) + "|"]
     for clip, step in CLIPS.items():

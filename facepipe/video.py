@@ -220,14 +220,9 @@ def open_capture(path: str, threads: int = 1) -> cv2.VideoCapture:
     return cv2.VideoCapture(path, cv2.CAP_FFMPEG, [cv2.CAP_PROP_N_THREADS, threads])
 
 
-class ChunkReader:
-    """Iterate ``(frame_index, bgr_image)`` over a chunk's sampled frames; counts frames grabbed.
-
-    Grabs (demuxes and decodes without colour conversion) every frame from the chunk's
-    start to its last sampled frame and retrieves only the sampled ones. Stops early,
-    without error, at the real end of the stream, which can come before the container's
-    announced frame count; ``grabbed`` and the frames yielded tell what was read.
-    """
+class _ChunkFrames:
+    """What both chunk readers hold: the (local) video, the chunk, the step, and ``grabbed``,
+    the frames decoded so far."""
 
     def __init__(
         self, path: str, chunk: Chunk, step: int, decode_threads: int = 1, cache_dir: Path | None = None
@@ -237,6 +232,16 @@ class ChunkReader:
         self.step = step
         self.decode_threads = decode_threads
         self.grabbed = 0
+
+
+class ChunkReader(_ChunkFrames):
+    """Iterate ``(frame_index, bgr_image)`` over a chunk's sampled frames; counts frames grabbed.
+
+    Grabs (demuxes and decodes without colour conversion) every frame from the chunk's
+    start to its last sampled frame and retrieves only the sampled ones. Stops early,
+    without error, at the real end of the stream, which can come before the container's
+    announced frame count; ``grabbed`` and the frames yielded tell what was read.
+    """
 
     def __iter__(self) -> Iterator[tuple[int, np.ndarray]]:
         chunk, step = self.chunk, self.step
@@ -262,7 +267,7 @@ class ChunkReader:
             cap.release()
 
 
-class KeyframeReader:
+class KeyframeReader(_ChunkFrames):
     """Iterate ``(frame_index, bgr_image)`` over a keyframe-planned chunk's sampled frames:
     :class:`KeyframeDecoder` from the chunk's keyframe. ``grabbed`` counts decoded frames.
 
@@ -276,11 +281,7 @@ class KeyframeReader:
     ) -> None:
         if chunk.key is None or chunk.key_pts is None:
             raise ValueError("a KeyframeReader needs a chunk planned on keyframes")
-        self.path = str(local_copy(path, cache_dir)) if is_url(path) else path
-        self.chunk = chunk
-        self.step = step
-        self.decode_threads = decode_threads
-        self.grabbed = 0
+        super().__init__(path, chunk, step, decode_threads, cache_dir)
 
     def __iter__(self) -> Iterator[tuple[int, np.ndarray]]:
         chunk = self.chunk
