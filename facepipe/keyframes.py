@@ -132,7 +132,6 @@ class KeyframeDecoder:
         if self._used:
             self.context.flush_buffers()  # a drained decoder takes no new packets until flushed
         self._used = True
-        self.container.seek(key_pts, stream=self.stream, backward=True, any_frame=False)
         packets = self._packets(key_pts, wanted[-1] - key + 1 + self.LOOKAHEAD)
         if not packets:
             return
@@ -146,20 +145,40 @@ class KeyframeDecoder:
         for frame in self._decode(None):  # drain the frames still held for reordering
             yield from self._keep(frame, index, keep)
 
+    #: where to seek when the demuxer overshoots the keyframe, in seconds before it; ``None``
+    #: is the start of the file. MP4 and Matroska seek exactly through their index, MPEG-TS
+    #: (broadcast recordings) by bisecting the file for timestamps, which can land after it.
+    SEEK_BACK_S = (0.0, 2.0, 20.0, None)
+
     def _packets(self, key_pts: int, limit: int) -> list[Any]:
         """Up to ``limit`` packets from the keyframe on, in decode order."""
+        for back in self.SEEK_BACK_S:
+            if back is None:
+                self.container.seek(0, backward=True, any_frame=False)  # the file's start
+            else:
+                target = key_pts - round(back / float(self.stream.time_base))
+                self.container.seek(target, stream=self.stream, backward=True, any_frame=False)
+            packets = self._walk_to(key_pts, limit)
+            if packets is not None:
+                return packets
+            log.debug("seeking %s %s s before timestamp %d overshot its keyframe", self.path, back, key_pts)
+        raise OSError(f"cannot seek {self.path} to the keyframe at timestamp {key_pts}")
+
+    def _walk_to(self, key_pts: int, limit: int) -> list[Any] | None:
+        """Demux forward from where a seek landed to the keyframe at ``key_pts`` and take up to
+        ``limit`` packets from it; None when the seek landed after it."""
         packets = []
         for packet in self.container.demux(self.stream):
             if packet.size == 0 or packet.pts is None:
                 continue
             if not packets and not (packet.is_keyframe and packet.pts == key_pts):
-                if packet.pts > key_pts:
-                    raise OSError(f"cannot seek {self.path} to the keyframe at timestamp {key_pts}")
-                continue  # the demuxer landed before our keyframe: walk forward to it
+                if packet.pts > key_pts and packet.is_keyframe:
+                    return None  # a later GOP: the seek overshot
+                continue  # before our keyframe (or a leading picture of it): walk on
             packets.append(packet)
             if len(packets) >= limit:
                 break
-        return packets
+        return packets or None  # the end of the file without reaching it: the seek overshot
 
     @staticmethod
     def _numbers(packets: list[Any], key: int, key_pts: int) -> dict[int, int]:

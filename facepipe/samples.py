@@ -57,10 +57,10 @@ def write_video(path: Path, frames: list[np.ndarray], fps: float = 10.0) -> Path
 def write_h264(
     path: Path, frames: Iterable[np.ndarray], fps: float = 10.0, keyint: int | None = None
 ) -> Path:
-    """BGR frames as H.264 in MP4, encoded by x264 (through PyAV) with its defaults: CRF 23,
-    a keyframe at most every 250 frames (``keyint`` overrides it; 1 = all-intra), 3 B-frames,
-    closed GOPs; frame threads rather than slices, as the ffmpeg command line encodes. Frame
-    sides must be even (4:2:0)."""
+    """BGR frames as H.264 in the container the suffix of ``path`` names (.mp4, .ts, .mkv),
+    encoded by x264 (through PyAV) with its defaults: CRF 23, a keyframe at most every 250
+    frames (``keyint`` overrides it; 1 = all-intra), 3 B-frames, closed GOPs; frame threads
+    rather than slices, as the ffmpeg command line encodes. Frame sides must be even (4:2:0)."""
     import av
 
     with av.open(str(path), "w") as out:

@@ -19,8 +19,9 @@ from facepipe.samples import t1_frames, write_h264
 from facepipe.video import KeyframeReader, plan, probe
 from tests.helpers import facepipe, read_run
 
-#: x264's defaults, or all-intra
-GOPS = {"x264-defaults": None, "all-intra": 1}
+#: x264's defaults, all-intra, and x264's defaults in MPEG-TS (broadcast recordings: the
+#: demuxer seeks by bisecting the file for timestamps and can land after the keyframe)
+GOPS = {"x264-defaults": (None, "mp4"), "all-intra": (1, "mp4"), "x264-defaults-mpegts": (None, "ts")}
 
 
 def _small(frames: list, width: int = 320) -> list:
@@ -31,8 +32,9 @@ def _small(frames: list, width: int = 320) -> list:
 @pytest.fixture(scope="module", params=sorted(GOPS))
 def h264(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
     """300 small frames: with x264's defaults two GOPs (0-249, 250-299) with B-frames."""
-    path = tmp_path_factory.mktemp("h264") / f"{request.param}.mp4"
-    return request.param, write_h264(path, _small(t1_frames(300)), keyint=GOPS[request.param])
+    keyint, container = GOPS[request.param]
+    path = tmp_path_factory.mktemp("h264") / f"{request.param}.{container}"
+    return request.param, write_h264(path, _small(t1_frames(300)), keyint=keyint)
 
 
 def _opencv_frames(path: Path) -> list[str]:
