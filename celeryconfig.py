@@ -2,12 +2,12 @@
 
 Every value a deployment may change comes from :class:`facepipe.settings.WorkerSettings`
 (``FACEPIPE_*`` variables, each with one documented default; see compose/README.md); the
-routes come from :mod:`facepipe.stages`; the rest are the guarantees the pipeline relies
+routes come from :mod:`facepipe.distributed.stages`; the rest are the guarantees the pipeline relies
 on and should not be changed.
 """
 
+from facepipe.distributed.stages import DETECT, ROUTES
 from facepipe.settings import load_worker_settings
-from facepipe.stages import DETECT, ROUTES
 
 _settings = load_worker_settings()
 

@@ -1,26 +1,31 @@
 """One typed source of truth for every setting: the run's knobs and every worker variable.
 
 Defaults live here, environment variables (``FACEPIPE_<NAME>``) override them, and
-command-line flags override both. Two models share this module:
+command-line flags override both. Each setting is declared once, with its type, default,
+constraint, help text and ``--help`` group (:func:`setting`), in one of the blocks below;
+the blocks are shared by whoever needs them:
 
-* :class:`Settings`: everything ``facepipe run`` (and the other commands) can be told.
-  The CLI builds its flags from these fields, so a setting's name, type, default and
-  help text are written exactly once.
+* :class:`Settings`: everything ``facepipe run`` (and the other commands) can be told. The
+  CLI builds its flags and their groups from these fields.
 * :class:`WorkerSettings`: every variable a worker process reads (broker, model files,
   threads, redelivery, caches, test hooks). ``celeryconfig.py`` and the tasks read it;
   nothing in facepipe reads ``os.environ`` itself.
+* :class:`facepipe.records.RunParams`: what a run records for its workers, built from the
+  blocks a worker needs (:class:`FrameSettings`, :class:`ModelFileSettings`,
+  :class:`ClusteringSettings`, :class:`HandlingSettings`, :class:`RuntimeSettings`,
+  :class:`DecodingSettings`), with ``auto`` values resolved.
 
-The model-loading fields (``ort_threads``, ``providers``, ``backend``, ``precision``,
-``det_model``, ``rec_model``) belong to both, through :class:`ModelSettings`, so each has
-one default.
+The choices a setting can take are enums (:class:`Backend`, :class:`Precision`,
+:class:`Providers`, :class:`Decoder`, :class:`Clustering`), used everywhere the value is.
 """
 
 from __future__ import annotations
 
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from facepipe.errors import FacepipeError
@@ -29,6 +34,81 @@ ENV_PREFIX = "FACEPIPE_"
 #: the online match threshold of the seed system, and facepipe's (stricter: the final pass joins)
 SEED_SIM_THRESH = 0.27
 ONLINE_SIM_THRESH = 0.40
+
+
+class Choice(str, Enum):
+    """A setting's value among fixed choices: compares, prints and serialises as its text."""
+
+    __str__ = str.__str__
+    __format__ = str.__format__
+
+    @classmethod
+    def values(cls) -> tuple[str, ...]:
+        return tuple(member.value for member in cls)
+
+
+class Backend(Choice):
+    """``--backend``: the inference runtime (:func:`facepipe.inference.runtimes.resolve_runtime`)."""
+
+    auto = "auto"
+    onnxruntime = "onnxruntime"
+    openvino = "openvino"
+
+
+class Precision(Choice):
+    """``--precision``: the models' arithmetic."""
+
+    fp32 = "fp32"
+    bf16 = "bf16"
+
+
+class Providers(Choice):
+    """``--providers``: ONNX Runtime's execution providers."""
+
+    auto = "auto"
+    cpu = "cpu"
+    cuda = "cuda"
+
+
+class Decoder(Choice):
+    """``--decoder``: how chunks are planned and their frames read (:mod:`facepipe.media.plan`)."""
+
+    auto = "auto"
+    pyav = "pyav"
+    opencv = "opencv"
+
+
+class Clustering(Choice):
+    """``--clustering``: how faces become identities (:mod:`facepipe.clustering.final`)."""
+
+    tracks = "tracks"
+    online = "online"
+    seed = "seed"
+
+
+#: ``--help``'s groups, in the order it shows them
+GROUPS = (
+    "sampling and blur gate",
+    "detection and alignment",
+    "identities",
+    "speed: inference runtime and decoding",
+    "workers and broker",
+    "several videos (a season)",
+    "outputs",
+)
+
+
+def setting(default: Any, group: str, description: str, **constraints: Any) -> Any:
+    """A settings field: its default, its ``--help`` group (one of :data:`GROUPS`) and text."""
+    if group not in GROUPS:
+        raise ValueError(f"unknown settings group {group!r}")
+    return Field(default, description=description, json_schema_extra={"group": group}, **constraints)
+
+
+def group_of(field: Any) -> str | None:
+    """The ``--help`` group a field was declared with (None for one without)."""
+    extra = field.json_schema_extra
+    return extra.get("group") if isinstance(extra, dict) else None
 
 
 #: ``--num-det``/``--num-emb``: a process count, or 'auto' (sized to the machine)
@@ -59,163 +139,45 @@ def auto_det_input(width: int, height: int, long_side: int = 640) -> tuple[int, 
     return (long_side, short) if width >= height else (short, long_side)
 
 
-class ModelSettings(BaseSettings):
-    """How a process loads and runs the two ONNX models (shared by the CLI and workers)."""
-
-    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", env_ignore_empty=True)
-
-    det_model: Path | None = Field(None, description="SCRFD .onnx file (default: found automatically)")
-    rec_model: Path | None = Field(None, description="ArcFace .onnx file (default: found automatically)")
-    providers: str = Field(
-        "auto",
-        pattern="^(auto|cpu|cuda)$",
-        description="ONNX Runtime: auto (CUDA where onnxruntime-gpu sees a GPU, else CPU), cpu, cuda",
-    )
-    ort_threads: int = Field(
-        0, ge=0, description="ONNX Runtime / OpenVINO threads per worker process (0 = the runtime's default)"
-    )
-
-    # Inference runtime (issue #11). make_session() in facepipe/models.py is where they act.
-    backend: str = Field(
-        "auto",
-        pattern="^(auto|onnxruntime|openvino)$",
-        description="inference runtime: auto (ONNX Runtime with CUDA where a GPU is usable; on an "
-        "x86-64 CPU with OpenVINO, each model on the runtime measured faster for it; else ONNX "
-        "Runtime), onnxruntime, openvino",
-    )
-    precision: str = Field(
-        "fp32",
-        pattern="^(fp32|bf16)$",
-        description="model arithmetic: fp32, or bf16 (OpenVINO on a CPU with native bf16; faster, "
-        "embeddings within ~0.003 cosine)",
-    )
+# -- the blocks a run records for its workers (RunParams), in the order it records them -----
 
 
-class Settings(ModelSettings):
-    """Every knob of a run. Field descriptions double as ``--help`` text."""
+class FrameSettings(BaseModel):
+    """What a detect worker does to the frames: sampling, the blur gate, detection."""
 
     # Sampling and the blur gate (run before detection, so blurry frames cost no inference).
-    frame_step: int = Field(15, ge=1, description="process every Nth frame (1 = every frame)")
-    chunk_size: int = Field(8, ge=1, description="sampled frames per detect task; smaller spreads work wider")
-    blur_enable: bool = Field(False, description="skip blurry frames before detection")
-    blur_var_thresh: float = Field(
-        120.0, ge=0, description="variance of the Laplacian below which a frame/tile is blurry"
+    frame_step: int = setting(15, "sampling and blur gate", "process every Nth frame (1 = every frame)", ge=1)
+    blur_enable: bool = setting(False, "sampling and blur gate", "skip blurry frames before detection")
+    blur_var_thresh: float = setting(
+        120.0, "sampling and blur gate", "variance of the Laplacian below which a frame/tile is blurry", ge=0
     )
-    blur_grid: int = Field(0, ge=0, description="0 = one global score; N = judge an N x N grid of tiles")
-    blur_grid_min_keep: float = Field(
-        0.25, ge=0, le=1, description="with --blur-grid, keep a frame when this share of tiles is sharp"
+    blur_grid: int = setting(
+        0, "sampling and blur gate", "0 = one global score; N = judge an N x N grid of tiles", ge=0
     )
-    blur_resize: int = Field(
-        0, ge=0, description="downscale so the longer side is N px before the blur score (0 = off)"
-    )
-
-    # Detection and alignment.
-    # NoDecode: FACEPIPE_DET_INPUT=640x384 is text for the validator below, not JSON.
-    det_input: Annotated[tuple[int, int] | Literal["auto"], NoDecode] = Field(
-        "auto",
-        description="SCRFD input size WIDTHxHEIGHT (multiples of 32), or auto: 640 on the frame's long "
-        "side, the short side rounded up to a multiple of 32 (640x384 for 16:9)",
-    )
-    det_thresh: float = Field(0.7, gt=0, lt=1, description="minimum detection score")
-    nms_thresh: float = Field(0.4, gt=0, le=1, description="non-maximum suppression IoU")
-    min_face: int = Field(60, ge=0, description="drop faces narrower than N px")
-
-    # Identity clustering.
-    clustering: Literal["tracks", "online", "seed"] = Field(
-        "tracks",
-        description="tracks: face tracks within shots, false faces gated, tracks clustered at "
-        "--merge-thresh; online: the writer's identities merged at --merge-thresh (the previous "
-        "default); seed: the seed's algorithm exactly (online centroids at --sim-thresh only)",
-    )
-    shot_cuts: bool = Field(True, description="with tracks: end every track at a detected shot cut")
-    face_gate: bool = Field(
-        True,
-        description="with tracks: drop tracks of dark faces the recogniser is unsure of, unless they "
-        "join a person",
-    )
-    sim_thresh: float | None = Field(
-        None,
-        ge=-1,
-        le=1,
-        description="cosine at or above which a face joins an identity online (default 0.40; 0.27 with "
-        "--clustering seed, the seed's own)",
-    )
-    merge_thresh: float = Field(
+    blur_grid_min_keep: float = setting(
         0.25,
+        "sampling and blur gate",
+        "with --blur-grid, keep a frame when this share of tiles is sharp",
         ge=0,
         le=1,
-        description="after the run, join tracks (or identities) whose faces average this cosine and "
-        "never share a frame (0 = off: every track its own identity, suspect tracks dropped; ignored "
-        "with --clustering seed)",
     )
-    refine_limit: int = Field(30, ge=1, description="faces after which an identity's centroid stops moving")
-    min_faces: int = Field(
-        1,
-        ge=1,
-        description="mark identities with fewer faces as extras (background people) in the summary and "
-        "report; they stay in every output, flagged (1 = off)",
+    blur_resize: int = setting(
+        0,
+        "sampling and blur gate",
+        "downscale so the longer side is N px before the blur score (0 = off)",
+        ge=0,
     )
 
-    # Workers and where they meet.
-    num_det: Count = Field(
-        "auto", description="detect worker processes (embedded mode); auto: sized to the cores"
-    )
-    num_emb: Count = Field(
-        "auto", description="embed worker processes (embedded mode); auto: sized to the cores"
-    )
-    broker: str | None = Field(
-        None,
-        description="redis:// URL of running workers' broker (default: FACEPIPE_BROKER_URL if set, "
-        "else an embedded server)",
-    )
-    redis_host: str | None = Field(
-        None, description="broker/store host; shorthand for --broker redis://HOST:PORT/0"
-    )
-    redis_port: int = Field(6379, ge=1, le=65535, description="port for --redis-host")
-    redis_prefix: str = Field(
-        "facepipe", min_length=1, description="key prefix; each run lives under PREFIX:run:ID"
-    )
-    ship_frames: bool = Field(
-        False,
-        description="send sampled frames inside the task messages (JPEG) for workers that "
-        "cannot read the video; costs dispatcher decode time and broker memory",
-    )
-    ship_quality: int = Field(95, ge=50, le=100, description="JPEG quality of shipped frames")
-    max_message_mb: float = Field(
-        16.0, gt=0, description="largest task message allowed with --ship-frames (lower --chunk-size)"
-    )
-    stall_timeout: float = Field(
-        300.0, gt=0, description="give up when no chunk completes for this many seconds"
-    )
-    task_retries: int = Field(2, ge=0, description="retries of a failing chunk before it is recorded as lost")
-
-    # Several videos.
-    bank: Path | None = Field(
-        None,
-        description="start from an earlier series bank (OUT/series/bank.npz): its people keep their ids, "
-        "new people get new ones",
-    )
-
-    # Outputs.
-    out: Path | None = Field(None, description="output folder (default: facepipe-runs/<run id>)")
-    save_images: bool = Field(False, description="save every face crop under --save-dir")
-    save_dir: Path | None = Field(None, description="crop folder (default: OUT/faces)")
-    debug: bool = Field(False, description="verbose logs, worker logs shown, tracebacks kept")
-    progress: bool = Field(True, description="show progress bars")
-
-    # Decoding (issue #11).
-    decoder: str = Field(
+    # Detection. NoDecode: FACEPIPE_DET_INPUT=640x384 is text for the validator below, not JSON.
+    det_input: Annotated[tuple[int, int] | Literal["auto"], NoDecode] = setting(
         "auto",
-        pattern="^(auto|pyav|opencv)$",
-        description="auto/pyav: chunks on keyframes, each frame decoded once, unsampled non-reference "
-        "frames skipped (PyAV); opencv: the seed's fixed frame ranges, one OpenCV seek per chunk",
+        "detection and alignment",
+        "SCRFD input size WIDTHxHEIGHT (multiples of 32), or auto: 640 on the frame's long "
+        "side, the short side rounded up to a multiple of 32 (640x384 for 16:9)",
     )
-
-    def online_sim_thresh(self) -> float:
-        """``--sim-thresh``, else the mode's default: the seed's 0.27, or 0.40."""
-        if self.sim_thresh is not None:
-            return self.sim_thresh
-        return SEED_SIM_THRESH if self.clustering == "seed" else ONLINE_SIM_THRESH
+    det_thresh: float = setting(0.7, "detection and alignment", "minimum detection score", gt=0, lt=1)
+    nms_thresh: float = setting(0.4, "detection and alignment", "non-maximum suppression IoU", gt=0, le=1)
+    min_face: int = setting(60, "detection and alignment", "drop faces narrower than N px", ge=0)
 
     @field_validator("det_input", mode="before")
     @classmethod
@@ -223,6 +185,186 @@ class Settings(ModelSettings):
         if isinstance(value, str) and value.strip().lower() == "auto":
             return "auto"
         return parse_size(value) if isinstance(value, str) else value
+
+
+class ModelFileSettings(BaseModel):
+    """Which ONNX files the two models load (found automatically by default)."""
+
+    det_model: Path | None = setting(
+        None, "detection and alignment", "SCRFD .onnx file (default: found automatically)"
+    )
+    rec_model: Path | None = setting(
+        None, "detection and alignment", "ArcFace .onnx file (default: found automatically)"
+    )
+
+
+class ClusteringSettings(BaseModel):
+    """How faces become identities."""
+
+    clustering: Clustering = setting(
+        Clustering.tracks,
+        "identities",
+        "tracks: face tracks within shots, false faces gated, tracks clustered at "
+        "--merge-thresh; online: the writer's identities merged at --merge-thresh (the previous "
+        "default); seed: the seed's algorithm exactly (online centroids at --sim-thresh only)",
+    )
+    shot_cuts: bool = setting(True, "identities", "with tracks: end every track at a detected shot cut")
+    face_gate: bool = setting(
+        True,
+        "identities",
+        "with tracks: drop tracks of dark faces the recogniser is unsure of, unless they join a person",
+    )
+    sim_thresh: float | None = setting(
+        None,
+        "identities",
+        "cosine at or above which a face joins an identity online (default 0.40; 0.27 with "
+        "--clustering seed, the seed's own)",
+        ge=-1,
+        le=1,
+    )
+    merge_thresh: float = setting(
+        0.25,
+        "identities",
+        "after the run, join tracks (or identities) whose faces average this cosine and "
+        "never share a frame (0 = off: every track its own identity, suspect tracks dropped; ignored "
+        "with --clustering seed)",
+        ge=0,
+        le=1,
+    )
+    refine_limit: int = setting(
+        30, "identities", "faces after which an identity's centroid stops moving", ge=1
+    )
+    min_faces: int = setting(
+        1,
+        "identities",
+        "mark identities with fewer faces as extras (background people) in the summary and "
+        "report; they stay in every output, flagged (1 = off)",
+        ge=1,
+    )
+
+    def online_sim_thresh(self) -> float:
+        """``--sim-thresh``, else the mode's default: the seed's 0.27, or 0.40."""
+        if self.sim_thresh is not None:
+            return self.sim_thresh
+        return SEED_SIM_THRESH if self.clustering == Clustering.seed else ONLINE_SIM_THRESH
+
+
+class HandlingSettings(BaseModel):
+    """What the writer does with faces besides clustering, and how failures are retried."""
+
+    save_images: bool = setting(False, "outputs", "save every face crop under --save-dir")
+    save_dir: Path | None = setting(None, "outputs", "crop folder (default: OUT/faces)")
+    task_retries: int = setting(
+        2, "workers and broker", "retries of a failing chunk before it is recorded as lost", ge=0
+    )
+
+
+class RuntimeSettings(BaseModel):
+    """The inference runtime (:func:`facepipe.inference.runtimes.make_session` is where it acts)."""
+
+    backend: Backend = setting(
+        Backend.auto,
+        "speed: inference runtime and decoding",
+        "inference runtime: auto (ONNX Runtime with CUDA where a GPU is usable; on an "
+        "x86-64 CPU with OpenVINO, each model on the runtime measured faster for it; else ONNX "
+        "Runtime), onnxruntime, openvino",
+    )
+    precision: Precision = setting(
+        Precision.fp32,
+        "speed: inference runtime and decoding",
+        "model arithmetic: fp32, or bf16 (OpenVINO on a CPU with native bf16; faster, "
+        "embeddings within ~0.003 cosine)",
+    )
+
+
+class DecodingSettings(BaseModel):
+    """How a run's video is cut into chunks and read."""
+
+    decoder: Decoder = setting(
+        Decoder.auto,
+        "speed: inference runtime and decoding",
+        "auto/pyav: chunks on keyframes, each frame decoded once, unsampled non-reference "
+        "frames skipped (PyAV); opencv: the seed's fixed frame ranges, one OpenCV seek per chunk",
+    )
+
+
+# -- what a process is told ------------------------------------------------------------------
+
+
+class ModelSettings(RuntimeSettings, ModelFileSettings, BaseSettings):
+    """How a process loads and runs the two ONNX models (shared by the CLI and workers)."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", env_ignore_empty=True)
+
+    providers: Providers = setting(
+        Providers.auto,
+        "speed: inference runtime and decoding",
+        "ONNX Runtime: auto (CUDA where onnxruntime-gpu sees a GPU, else CPU), cpu, cuda",
+    )
+    ort_threads: int = setting(
+        0,
+        "speed: inference runtime and decoding",
+        "ONNX Runtime / OpenVINO threads per worker process (0 = the runtime's default)",
+        ge=0,
+    )
+
+
+class Settings(DecodingSettings, HandlingSettings, ClusteringSettings, FrameSettings, ModelSettings):
+    """Every knob of a run. Field descriptions double as ``--help`` text, groups as its sections."""
+
+    chunk_size: int = setting(
+        8, "sampling and blur gate", "sampled frames per detect task; smaller spreads work wider", ge=1
+    )
+
+    # Workers and where they meet.
+    num_det: Count = setting(
+        "auto", "workers and broker", "detect worker processes (embedded mode); auto: sized to the cores"
+    )
+    num_emb: Count = setting(
+        "auto", "workers and broker", "embed worker processes (embedded mode); auto: sized to the cores"
+    )
+    broker: str | None = setting(
+        None,
+        "workers and broker",
+        "redis:// URL of running workers' broker (default: FACEPIPE_BROKER_URL if set, "
+        "else an embedded server)",
+    )
+    redis_host: str | None = setting(
+        None, "workers and broker", "broker/store host; shorthand for --broker redis://HOST:PORT/0"
+    )
+    redis_port: int = setting(6379, "workers and broker", "port for --redis-host", ge=1, le=65535)
+    redis_prefix: str = setting(
+        "facepipe", "workers and broker", "key prefix; each run lives under PREFIX:run:ID", min_length=1
+    )
+    ship_frames: bool = setting(
+        False,
+        "workers and broker",
+        "send sampled frames inside the task messages (JPEG) for workers that "
+        "cannot read the video; costs dispatcher decode time and broker memory",
+    )
+    ship_quality: int = setting(95, "workers and broker", "JPEG quality of shipped frames", ge=50, le=100)
+    max_message_mb: float = setting(
+        16.0,
+        "workers and broker",
+        "largest task message allowed with --ship-frames (lower --chunk-size)",
+        gt=0,
+    )
+    stall_timeout: float = setting(
+        300.0, "workers and broker", "give up when no chunk completes for this many seconds", gt=0
+    )
+
+    # Several videos.
+    bank: Path | None = setting(
+        None,
+        "several videos (a season)",
+        "start from an earlier series bank (OUT/series/bank.npz): its people keep their ids, "
+        "new people get new ones",
+    )
+
+    # Outputs.
+    out: Path | None = setting(None, "outputs", "output folder (default: facepipe-runs/<run id>)")
+    debug: bool = setting(False, "outputs", "verbose logs, worker logs shown, tracebacks kept")
+    progress: bool = setting(True, "outputs", "show progress bars")
 
     def broker_url(self) -> str | None:
         """The broker to use, or None for the embedded default.

@@ -2,10 +2,10 @@
 
 Around each stage's own work (``tasks/detect.py``, ``embed.py``, ``write.py``) the base:
 
-1. **validates** the message with its pydantic model (:mod:`facepipe.contracts`); a
+1. **validates** the message with its pydantic model (:mod:`facepipe.records`); a
    malformed one is logged and dropped, never executed, retried or allowed to crash the
    worker (Celery's ``pydantic=True`` would fail the task instead, so we validate here);
-2. **opens the run**: its store and its :class:`~facepipe.contracts.RunParams`, read
+2. **opens the run**: its store and its :class:`~facepipe.records.RunParams`, read
    from Redis (a message never decides how a run is processed);
 3. **skips** a chunk the writer has already applied (a redelivery or a duplicate; the
    writer's own nudges always run, as applying is idempotent and a retried nudge must
@@ -32,11 +32,15 @@ from celery.exceptions import Reject
 from celery.utils.time import get_exponential_backoff_interval
 from pydantic import ValidationError
 
-from facepipe.contracts import ChunkRecord, RunParams, TaskMessage, WriteMessage
-from facepipe.models import FaceDetector, FaceEmbedder, FaceModel, ModelLoadError
+from facepipe.distributed.messages import TaskMessage, WriteMessage
+from facepipe.distributed.stages import WRITE, Stage
+from facepipe.distributed.store import RunStore, UnknownRun, connect
+from facepipe.errors import ModelLoadError
+from facepipe.inference.detector import FaceDetector
+from facepipe.inference.embedder import FaceEmbedder
+from facepipe.inference.model import FaceModel
+from facepipe.records import ChunkRecord, RunParams
 from facepipe.settings import WorkerSettings, load_worker_settings
-from facepipe.stages import WRITE, Stage
-from facepipe.store import RunStore, UnknownRun, connect
 
 log = logging.getLogger("facepipe.tasks")
 

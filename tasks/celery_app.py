@@ -1,4 +1,4 @@
-"""The workers' Celery application, configured from ``celeryconfig.py`` via :mod:`facepipe.bridge`.
+"""The workers' Celery application, configured from ``celeryconfig.py`` (via the bridge).
 
 Its signal handlers prepare a worker before the first task: model files named in
 ``FACEPIPE_PRELOAD`` are checked when the worker starts (a wrong file stops it at once,
@@ -12,9 +12,9 @@ import logging
 
 from celery.signals import worker_init, worker_process_init
 
-from facepipe.bridge import make_app
+from facepipe.distributed.bridge import make_app
 from facepipe.errors import FacepipeError
-from facepipe.models import check_onnx, resolve_model
+from facepipe.inference.files import check_onnx, resolve_model
 from facepipe.settings import load_worker_settings
 
 app = make_app()

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from facepipe.contracts import DetectMessage, EmbedMessage
-from facepipe.models import Detection
-from facepipe.pipeline import detect_chunk
-from facepipe.report.crops import face_crop, face_key
-from facepipe.stages import DETECT, EMBED
+from facepipe.distributed.messages import DetectMessage, EmbedMessage
+from facepipe.distributed.stages import DETECT, EMBED
+from facepipe.inference.chunk import detect_chunk
+from facepipe.inference.detector import Detection
+from facepipe.media.images import thumbnail
+from facepipe.records import face_key
 from tasks.base import RunContext, StageTask, detector, worker_settings
 from tasks.celery_app import app
 
@@ -19,18 +20,22 @@ def detect(self: StageTask, run: RunContext, message: DetectMessage) -> str:
     settings = worker_settings()
     params = run.params
     model = detector(params.det_model, params.backend, params.precision)
-    crops: dict[str, bytes] = {}  # the report's crop of each face, cut while the frame is decoded
+    thumbnails: dict[str, bytes] = {}  # each face's report thumbnail, cut while its frame is decoded
 
-    def keep_crop(index: int, frame: np.ndarray, face: Detection) -> None:
-        box = [
-            round(float(v), 2) for v in face.bbox
-        ]  # as faces.jsonl has it: the same crop as from the video
-        crops[face_key(index, box)] = face_crop(frame, box)
+    def keep_thumbnail(index: int, frame: np.ndarray, face: Detection) -> None:
+        box = [round(float(v), 2) for v in face.bbox]  # as faces.jsonl has it: the report finds it so
+        thumbnails[face_key(index, box)] = thumbnail(frame, box)
 
     record = detect_chunk(
-        message.chunk, params, model, message.frames, settings.decode_threads, settings.cache_dir, keep_crop
+        message.chunk,
+        params,
+        model,
+        message.frames,
+        settings.decode_threads,
+        settings.cache_dir,
+        on_face=keep_thumbnail,
     )
-    run.store.keep_crops(crops)
+    run.store.keep_thumbnails(thumbnails)
     run.store.note_runtime("detect", model.runtime.describe())
     self.hand_on(
         EMBED, EmbedMessage(run_id=message.run_id, prefix=message.prefix, chunk=message.chunk, record=record)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from facepipe.contracts import EmbedMessage, WriteMessage
-from facepipe.pipeline import embed_record
-from facepipe.stages import EMBED, WRITE
+from facepipe.distributed.messages import EmbedMessage, WriteMessage
+from facepipe.distributed.stages import EMBED, WRITE
+from facepipe.inference.chunk import embed_record
 from tasks.base import RunContext, StageTask, embedder
 from tasks.celery_app import app
 

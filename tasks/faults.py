@@ -16,8 +16,8 @@ from typing import Any
 
 from celery.signals import task_postrun
 
-from facepipe.stages import STAGES
-from facepipe.store import RunStore
+from facepipe.distributed.stages import STAGES
+from facepipe.distributed.store import RunStore
 
 log = logging.getLogger("facepipe.tasks")
 

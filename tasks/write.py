@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from facepipe.contracts import TaskMessage, WriteMessage
-from facepipe.stages import WRITE
-from facepipe.writer import Writer
+from facepipe.distributed.messages import TaskMessage, WriteMessage
+from facepipe.distributed.stages import WRITE
+from facepipe.distributed.writer import Writer
 from tasks.base import RunContext, StageTask
 from tasks.celery_app import app
 

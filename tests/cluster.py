@@ -11,13 +11,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from facepipe.bridge import CelerySender
-from facepipe.dispatch import new_run_id, submit
-from facepipe.embedded import EmbeddedServer, EmbeddedWorkers, kill_group, stop_process
+from facepipe.distributed.bridge import CelerySender
+from facepipe.distributed.dispatch import new_run_id, submit
+from facepipe.distributed.embedded import EmbeddedServer, EmbeddedWorkers, kill_group, stop_process
+from facepipe.distributed.stages import Send
+from facepipe.distributed.store import RunStore, connect
+from facepipe.media.probe import probe
 from facepipe.settings import Settings
-from facepipe.stages import Send
-from facepipe.store import RunStore, connect
-from facepipe.video import probe
 from tests.helpers import ROOT
 
 FAST_RECOVERY = {
@@ -102,10 +102,10 @@ class Cluster:
 def identity_table(store: RunStore) -> dict[str, Any]:
     """Everything the run decided, field by field, for exact comparison: the writer's online
     identities, its face lines and tracking state, and the final pass's face lines."""
-    from facepipe.final import finalise
+    from facepipe.distributed.writer import finalise
 
-    bank = store.load_bank()
-    stats = store.stats()
+    bank = store.load_identities()
+    counters = store.counters()
     tracker = store.load_tracker()
     return {
         "identities": [
@@ -121,7 +121,7 @@ def identity_table(store: RunStore) -> dict[str, Any]:
         "tracker": None if tracker is None else tracker.model_dump(),
         "final": [face.to_json() for face in finalise(store).faces],
         "stats": {
-            k: stats[k]
+            k: getattr(counters, k)
             for k in (
                 "frames_sampled",
                 "faces_detected",

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from facepipe.embedded import EmbeddedServer, EmbeddedWorkers
-from facepipe.samples import insightface_image, t1_frames, write_video
-from facepipe.store import connect
+from facepipe.distributed.embedded import EmbeddedServer, EmbeddedWorkers
+from facepipe.distributed.store import connect
+from facepipe.media.samples import insightface_image, t1_frames, write_video
 
 __all__ = ["SHARED", "insightface_image", "t1_frames", "write_video"]
 

@@ -24,7 +24,7 @@ def facepipe(*args: str, timeout: float = 240, env: dict | None = None, cwd: Pat
     full_env = {**os.environ, **(env or {}), "FACEPIPE_TEST_TAG": tag}
     started = time.monotonic()
     proc = subprocess.run(
-        [sys.executable, "-m", "facepipe.cli", *args],
+        [sys.executable, "-m", "facepipe.app.cli", *args],
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -78,7 +78,8 @@ def assert_consistent(summary: dict, faces: list[dict]) -> None:
 def reference_models(backend: str = "auto", precision: str = "fp32"):
     """The models a default run's workers load (``--backend auto`` resolves per model the same
     way here), on one thread as the embedded workers run them on two cores."""
-    from facepipe.models import FaceDetector, FaceEmbedder
+    from facepipe.inference.detector import FaceDetector
+    from facepipe.inference.embedder import FaceEmbedder
 
     return (
         FaceDetector.from_settings(None, 1, "auto", backend, precision),

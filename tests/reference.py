@@ -48,7 +48,7 @@ def sequential_run(video: str, params, detector, embedder) -> dict:
     """
     import cv2
 
-    from facepipe.faces import align
+    from facepipe.inference.align import align
     from facepipe.settings import auto_det_input
 
     cap = cv2.VideoCapture(video)
@@ -81,7 +81,7 @@ def sequential_run(video: str, params, detector, embedder) -> dict:
     result["final"] = result["assignments"]
     merge_thresh = params.merge_thresh
     if merge_thresh and len(result["identities"]) > 1:
-        from facepipe.merge import merge_run  # tested on its own in test_clustering.py
+        from facepipe.clustering.people import merge_run  # tested on its own in test_clustering.py
 
         mapping = merge_run(
             [f["frame"] for f in faces],
@@ -145,25 +145,19 @@ def dense_merge_identities(
 
 def in_process_run(video: str, settings, detector, embedder) -> list:
     """The result a single process computes walking the sampled frames in order: facepipe's own
-    stages and writer decisions, chunk after chunk in one process, then the final pass. What
-    any number of workers, any timing and any fault must reproduce (the final face lines)."""
-    from facepipe.contracts import RunParams
-    from facepipe.final import final_identities
-    from facepipe.identity import IdentityBank
-    from facepipe.pipeline import detect_chunk, embed_record
-    from facepipe.tracks import Tracker
-    from facepipe.video import plan_chunks, probe
-    from facepipe.writer import RunState, decide
+    stages chunk after chunk in one process, then :func:`~facepipe.clustering.run.cluster_records`
+    (the writer's decisions and the final pass). What any number of workers, any timing and any
+    fault must reproduce (the final face lines)."""
+    from facepipe.clustering.run import cluster_records
+    from facepipe.inference.chunk import detect_chunk, embed_record
+    from facepipe.media.plan import plan_chunks
+    from facepipe.media.probe import probe
+    from facepipe.records import RunParams
 
     info = probe(video)
     params = RunParams.build(settings, info)
-    tracker = Tracker(params.frame_step, params.shot_cuts) if params.clustering == "tracks" else None
-    state = RunState(IdentityBank(), tracker)
-    lines, embeddings = [], []
-    for chunk in plan_chunks(info.frame_count, settings.frame_step, settings.chunk_size):
-        record = embed_record(detect_chunk(chunk, params, detector), embedder, keep_crops=False)
-        commit, _ = decide(state, record, params)
-        lines += commit.lines
-        embeddings.append(commit.embeddings)
-    matrix = np.concatenate(embeddings) if embeddings else np.zeros((0, 512), np.float32)
-    return final_identities(lines, matrix, state.bank, params).faces
+    records = (
+        embed_record(detect_chunk(chunk, params, detector), embedder, keep_crops=False)
+        for chunk in plan_chunks(info.frame_count, settings.frame_step, settings.chunk_size)
+    )
+    return cluster_records(records, params).faces

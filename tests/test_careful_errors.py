@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
-from facepipe.embedded import EmbeddedServer
+from facepipe.distributed.embedded import EmbeddedServer
 from tests.conftest import t1_frames
 from tests.helpers import facepipe, read_run
 

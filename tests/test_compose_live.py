@@ -43,7 +43,7 @@ from typing import Any
 import pytest
 import redis
 
-from facepipe.store import RunStore, list_runs
+from facepipe.distributed.store import RunStore, list_runs
 from tests.helpers import ROOT, processes_with, read_run
 
 pytestmark = [pytest.mark.shared, pytest.mark.slow]
@@ -269,7 +269,7 @@ def test_compose_live_cluster_kill_restart_and_flower(shared_data: Path, tmp_pat
     # The embedded default on the same clip and flags: the reference, run meanwhile.
     embedded_out = tmp_path / "embedded"
     embedded = subprocess.Popen(
-        [sys.executable, "-m", "facepipe.cli", "run", str(video), *FLAGS, "--out", str(embedded_out)],
+        [sys.executable, "-m", "facepipe.app.cli", "run", str(video), *FLAGS, "--out", str(embedded_out)],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     run2: subprocess.Popen | None = None
@@ -319,7 +319,7 @@ def test_compose_live_cluster_kill_restart_and_flower(shared_data: Path, tmp_pat
         phase = time.monotonic()
         out1 = outputs / "run1"
         done = subprocess.run(
-            [sys.executable, "-m", "facepipe.cli", "run", str(video), *CLUSTER_FLAGS,
+            [sys.executable, "-m", "facepipe.app.cli", "run", str(video), *CLUSTER_FLAGS,
              "--broker", broker, "--out", str(out1)],
             cwd=ROOT, env={**env, "FACEPIPE_VISIBILITY_TIMEOUT": str(VISIBILITY_TIMEOUT)},
             capture_output=True, text=True, timeout=300,

@@ -14,9 +14,11 @@ from pathlib import Path
 import cv2
 import pytest
 
-from facepipe.keyframes import read_frames, scan_keyframes
-from facepipe.samples import t1_frames, write_h264
-from facepipe.video import KeyframeReader, plan, probe
+from facepipe.media.keyframes import read_frames, scan_keyframes
+from facepipe.media.plan import plan
+from facepipe.media.probe import probe
+from facepipe.media.readers import KeyframeReader
+from facepipe.media.samples import t1_frames, write_h264
 from tests.helpers import facepipe, read_run
 
 #: x264's defaults, all-intra, and x264's defaults in MPEG-TS (broadcast recordings: the

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from facepipe.models import vectron_model_dir
+from facepipe.inference.files import vectron_model_dir
 from tests.helpers import facepipe, leftovers
 
 

@@ -16,21 +16,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from facepipe.bridge import CelerySender
-from facepipe.contracts import (
-    Chunk,
-    ChunkRecord,
-    DetectedFace,
-    EmbedMessage,
-    RunParams,
-    TaskMessage,
-    WriteMessage,
-)
-from facepipe.embedded import EmbeddedServer
+from facepipe.distributed.bridge import CelerySender
+from facepipe.distributed.embedded import EmbeddedServer
+from facepipe.distributed.messages import EmbedMessage, TaskMessage, WriteMessage
+from facepipe.distributed.stages import DETECT, EMBED, WRITE, Stage
+from facepipe.distributed.store import RunStore, connect
+from facepipe.media.plan import plan
+from facepipe.media.probe import probe
+from facepipe.records import Chunk, ChunkRecord, DetectedFace, RunParams
 from facepipe.settings import Settings
-from facepipe.stages import DETECT, EMBED, WRITE, Stage
-from facepipe.store import RunStore, connect
-from facepipe.video import plan, probe
 from tests.cluster import Cluster, describe, identity_table
 from tests.conftest import SHARED, t1_frames, write_video
 from tests.helpers import facepipe, reference_models
@@ -145,7 +139,7 @@ def test_every_message_delivered_twice(cluster: Cluster, clean: dict, video: Pat
     table = identity_table(store)
     print(f"\nevery detect task delivered twice: {describe(table)}")
     assert table == clean
-    assert store.stats()["chunks_applied"] == len(_chunks(video))
+    assert store.counters().chunks_applied == len(_chunks(video))
 
 
 def test_two_writer_processes_at_once(cluster: Cluster, clean: dict, video: Path) -> None:
@@ -193,9 +187,9 @@ def test_a_corrupt_chunk_is_retried_then_reported_lost(cluster: Cluster, clean: 
         len(failed) == 1 and failed[0]["seq"] == target.seq and failed[0]["frames"] == [lost.start, lost.stop]
     )
     assert "not a 112x112 colour image" in failed[0]["reason"]
-    stats = store.stats()
-    assert stats["chunks_failed"] == 1 and stats["frames_lost"] == len(lost.frames(step))
-    assert stats["chunks_applied"] == len(_chunks(video)) - 1
+    counters = store.counters()
+    assert counters.chunks_failed == 1 and counters.frames_lost == len(lost.frames(step))
+    assert counters.chunks_applied == len(_chunks(video)) - 1
     faces = store.faces()
     assert {f.frame for f in faces} == face_frames - set(lost.frames(step)) != face_frames
     print(
@@ -238,7 +232,7 @@ def test_a_chunk_the_writer_cannot_apply_is_retried_then_lost_not_stalled(
     assert store.next_seq() == 3, f"the run stalled at chunk {store.next_seq()}"
     failed = store.failed()
     assert [f["seq"] for f in failed] == [1] and "112x112" in failed[0]["reason"], failed
-    assert store.stats()["chunks_applied"] == 2 and store.stats()["frames_lost"] == 2
+    assert store.counters().chunks_applied == 2 and store.counters().frames_lost == 2
     log = (cluster.tmp / "logs" / "writer.log").read_text()
     assert "retry 1" in log and "giving up after 1 retries" in log
 

@@ -26,8 +26,8 @@ from typing import Any
 
 import pytest
 
-from facepipe.embedded import EmbeddedServer, EmbeddedWorkers
-from facepipe.stages import QUEUES
+from facepipe.distributed.embedded import EmbeddedServer, EmbeddedWorkers
+from facepipe.distributed.stages import QUEUES
 from tests.helpers import ROOT, facepipe, read_run
 
 USER, PASSWORD = "user", "pw"

@@ -28,7 +28,7 @@ def test_an_interrupted_run_stops_its_server_and_workers(long_video: Path, tmp_p
         [
             sys.executable,
             "-m",
-            "facepipe.cli",
+            "facepipe.app.cli",
             "run",
             str(long_video),
             "--frame-step",

@@ -8,13 +8,13 @@ import onnxruntime
 import pytest
 
 from facepipe.errors import FacepipeError
-from facepipe.models import (
-    FaceDetector,
-    FaceEmbedder,
+from facepipe.inference.detector import FaceDetector
+from facepipe.inference.embedder import FaceEmbedder
+from facepipe.inference.files import resolve_model
+from facepipe.inference.runtimes import (
     cpu_capabilities,
     execution_providers,
     openvino_installed,
-    resolve_model,
     resolve_runtime,
 )
 from tests.conftest import insightface_image
@@ -54,7 +54,7 @@ def test_asking_for_cuda_without_it_is_one_clear_line(t1_video) -> None:
 
 def _real_crops() -> list:
     """The six faces of t1.jpg, plus hamilton's where ../shared is present, aligned as the pipeline aligns."""
-    from facepipe.faces import align
+    from facepipe.inference.align import align
     from tests.conftest import SHARED
 
     detector = FaceDetector(resolve_model("detector"), 1)

@@ -30,8 +30,8 @@ from pathlib import Path
 
 import pytest
 
-from facepipe.bridge import worker_command
-from facepipe.embedded import server_binary
+from facepipe.distributed.bridge import worker_command
+from facepipe.distributed.embedded import server_binary
 from tests.helpers import ROOT, assert_consistent, facepipe, read_run
 
 HOSTS = {"redis": 1, "det": 2, "emb": 3, "wri": 4, "cli": 5}  # namespace suffix -> last address octet
@@ -252,7 +252,7 @@ def test_workers_in_separate_namespaces_match_the_embedded_run(
     cli_out = tmp_path / "multihost"
     run = lab.run_in(
         "cli",
-        [sys.executable, "-m", "facepipe.cli", "run", str(t1_video), "--broker", lab.broker,
+        [sys.executable, "-m", "facepipe.app.cli", "run", str(t1_video), "--broker", lab.broker,
          "--out", str(cli_out), *FLAGS],
         timeout=60,
     )  # fmt: skip

@@ -18,14 +18,16 @@ import numpy as np
 import orjson
 import pytest
 
-from facepipe.bank import BANK_KEYS, load_bank, write_bank
-from facepipe.contracts import ChunkRecord, DetectedFace, RunParams
+from facepipe.app.banks import BANK_KEYS, read_run_bank, write_run_bank
+from facepipe.app.report.build import build_report, report_command
+from facepipe.app.report.formatting import fmt_time
+from facepipe.app.report.identities import THUMBNAILS_PER_IDENTITY
+from facepipe.app.report.page import CSP, SCRIPT
+from facepipe.distributed.store import RunStore
+from facepipe.distributed.writer import Writer, finalise
 from facepipe.errors import FacepipeError
-from facepipe.report import CROPS_PER_IDENTITY, CSP, SCRIPT, build_report, fmt_time, report_command
+from facepipe.records import ChunkRecord, DetectedFace, RunParams, VideoInfo, face_key
 from facepipe.settings import Settings
-from facepipe.store import RunStore
-from facepipe.video import VideoInfo
-from facepipe.writer import Writer
 from tests.conftest import write_video
 
 # -- (a) the bank format, from records applied by the real writer -----------------------------
@@ -70,13 +72,13 @@ def test_write_bank_from_applied_chunks(redis_client, tmp_path: Path) -> None:
     try:
         assert Writer().apply_ready(store, params) == 4
 
-        path = write_bank(store, tmp_path)
+        path = write_run_bank(tmp_path, finalise(store), store.params(), store.run_id)
         assert path == tmp_path / "bank.npz"
         with np.load(path, allow_pickle=False) as raw:  # no object arrays anywhere
             assert set(raw.files) == set(BANK_KEYS)
             arrays = {key: raw[key] for key in raw.files}
         assert not any(a.dtype.hasobject for a in arrays.values())
-        bank = load_bank(path)
+        bank = read_run_bank(path)
 
         n_faces = len(expected_faces)
         assert bank["identity_ids"].tolist() == [0, 1, 2]
@@ -96,7 +98,7 @@ def test_write_bank_from_applied_chunks(redis_client, tmp_path: Path) -> None:
         assert bank["face_identities"].tolist() == [p for _, p, _ in expected_faces]
         assert bank["face_bboxes"].shape == (n_faces, 4) and bank["face_bboxes"].dtype == np.float32
         assert bank["face_bboxes"][1].tolist() == [10.0, 5.0, 50.0, 55.0]
-        np.testing.assert_array_equal(bank["centroids"], store.load_bank().centroids)
+        np.testing.assert_array_equal(bank["centroids"], store.load_identities().centroids)
         # each centroid sits on its person: the bank can match new faces
         assert (bank["centroids"] @ people.T).argmax(axis=1).tolist() == [0, 1, 2]
         assert bank["fps"] == 10.0 and bank["frame_step"] == 2
@@ -104,8 +106,9 @@ def test_write_bank_from_applied_chunks(redis_client, tmp_path: Path) -> None:
         assert arrays["run_id"].shape == () and arrays["run_id"].dtype.kind == "U"
 
         # an explicit .npz name is used as is
-        assert write_bank(store, tmp_path / "named.npz") == tmp_path / "named.npz"
-        assert load_bank(tmp_path / "named.npz")["run_id"] == store.run_id
+        named = tmp_path / "named.npz"
+        assert write_run_bank(named, finalise(store), store.params(), store.run_id) == named
+        assert read_run_bank(tmp_path / "named.npz")["run_id"] == store.run_id
     finally:
         store.delete()
 
@@ -117,7 +120,7 @@ def test_write_bank_of_a_run_without_faces(redis_client, tmp_path: Path) -> None
     store.put_chunk(ChunkRecord(seq=0, start=0, stop=10, step=5, frames_read=6, frames_sampled=2))
     try:
         Writer().apply_ready(store, params)
-        bank = load_bank(write_bank(store, tmp_path))
+        bank = read_run_bank(write_run_bank(tmp_path, finalise(store), store.params(), store.run_id))
         assert bank["centroids"].shape == (0, 512)
         assert bank["face_embeddings"].shape == (0, 512)
         assert bank["face_bboxes"].shape == (0, 4)
@@ -131,7 +134,7 @@ def test_write_bank_of_a_run_without_faces(redis_client, tmp_path: Path) -> None
 
 def _facepipe() -> list[str]:
     script = Path(sys.executable).with_name("facepipe")
-    return [str(script)] if script.is_file() else [sys.executable, "-m", "facepipe.cli"]
+    return [str(script)] if script.is_file() else [sys.executable, "-m", "facepipe.app.cli"]
 
 
 def _run(video: Path, out: Path, broker: str, prefix: str) -> dict:
@@ -148,15 +151,15 @@ def t1_run(server, workers, t1_video: Path, tmp_path_factory: pytest.TempPathFac
     """``facepipe run t1.mp4 --frame-step 2`` on the session's workers, then bank and report.
 
     The run goes to the session server (``--broker``) rather than an embedded one so its
-    keys are still there afterwards for :func:`write_bank`.
+    keys are still there afterwards for :func:`write_run_bank`.
     """
-    from facepipe.store import connect
+    from facepipe.distributed.store import connect
 
     out = tmp_path_factory.mktemp("t1-run")
     prefix = f"test-report-{uuid.uuid4().hex[:8]}"
     summary = _run(t1_video, out, server.url, prefix)
     store = RunStore(connect(server.url), prefix, summary["run_id"])
-    bank_path = write_bank(store, out)
+    bank_path = write_run_bank(out, finalise(store), store.params(), store.run_id)
     report = build_report(out, str(t1_video))
     yield out, summary, bank_path, report, store
     store.delete()
@@ -165,7 +168,7 @@ def t1_run(server, workers, t1_video: Path, tmp_path_factory: pytest.TempPathFac
 @pytest.fixture(scope="module")
 def blank_run(server, workers, tmp_path_factory: pytest.TempPathFactory):
     """A real run over a video with no faces at all."""
-    from facepipe.store import connect
+    from facepipe.distributed.store import connect
 
     folder = tmp_path_factory.mktemp("blank-run")
     video = write_video(folder / "blank.mp4", [np.full((240, 320, 3), 128, np.uint8)] * 12)
@@ -187,7 +190,7 @@ def _img_sources(page: str) -> list[str]:
 def test_bank_matches_the_run_outputs(t1_run) -> None:
     out, summary, bank_path, _, _ = t1_run
     faces = _faces(out)
-    bank = load_bank(bank_path)
+    bank = read_run_bank(bank_path)
     assert summary["identities"] >= 1 and len(faces) >= summary["identities"]
     assert len(bank["identity_ids"]) == summary["identities"]
     assert {str(i): int(c) for i, c in zip(bank["identity_ids"], bank["counts"], strict=True)} == summary[
@@ -221,7 +224,7 @@ def test_report_of_a_real_run(t1_run) -> None:
     ranked = [summary["counts"][c] for c in cards]
     assert ranked == sorted(ranked, reverse=True)
     sources = _img_sources(page)
-    assert len(sources) == sum(min(CROPS_PER_IDENTITY, c) for c in summary["counts"].values())
+    assert len(sources) == sum(min(THUMBNAILS_PER_IDENTITY, c) for c in summary["counts"].values())
     for src in sources:
         assert src.startswith("data:image/jpeg;base64,")
         crop = cv2.imdecode(np.frombuffer(base64.b64decode(src.split(",", 1)[1]), np.uint8), cv2.IMREAD_COLOR)
@@ -260,9 +263,9 @@ def test_report_from_the_crops_the_run_kept_needs_no_video(t1_run, tmp_path: Pat
     assert _img_sources(kept_page) == from_video and from_video
     assert "Face crops not shown" not in kept_page
     assert (
-        len(store.crops([f"{f['frame']}:" + ",".join(f"{v:.2f}" for v in f["bbox"]) for f in _faces(out)]))
+        len(store.thumbnails([face_key(f["frame"], f["bbox"]) for f in _faces(out)]))
         == (summary["faces_embedded"])
-    ), "a crop for every face"
+    ), "a thumbnail for every face"
 
 
 def test_report_of_a_video_without_faces(blank_run, tmp_path: Path) -> None:
@@ -272,7 +275,7 @@ def test_report_of_a_video_without_faces(blank_run, tmp_path: Path) -> None:
     assert "No faces were found in this video." in page
     assert "No faces found in blank.mp4" in page
     assert _img_sources(page) == [] and "data-identity" not in page
-    bank = load_bank(write_bank(store, out))
+    bank = read_run_bank(write_run_bank(out, finalise(store), store.params(), store.run_id))
     assert bank["centroids"].shape == (0, 512) and bank["face_embeddings"].shape == (0, 512)
 
 

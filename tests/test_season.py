@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
-from facepipe.samples import insightface_image, t1_frames, write_video
+from facepipe.media.samples import insightface_image, t1_frames, write_video
 from tests.helpers import ROOT, leftovers
 
 
@@ -122,7 +122,7 @@ def test_an_episode_that_fails_mid_way_does_not_sink_the_season(episodes: list[P
     cmd = [
         sys.executable,
         "-m",
-        "facepipe.cli",
+        "facepipe.app.cli",
         "run",
         str(episodes[0]),
         str(doomed),

@@ -8,11 +8,10 @@ import threading
 import numpy as np
 import pytest
 
-from facepipe.contracts import ChunkRecord, DetectedFace, RunParams
+from facepipe.distributed.store import RunStore, connect
+from facepipe.distributed.writer import Writer
+from facepipe.records import ChunkRecord, DetectedFace, RunParams, VideoInfo
 from facepipe.settings import Settings
-from facepipe.store import RunStore, connect
-from facepipe.video import VideoInfo
-from facepipe.writer import Writer
 from tests.reference import reference_cluster
 
 PARAMS = RunParams.build(
@@ -58,7 +57,7 @@ def store(redis_client) -> RunStore:
 
 
 def _table(store: RunStore) -> list[tuple]:
-    bank = store.load_bank()
+    bank = store.load_identities()
     return [
         (bank.counts[i], bank.refine_counts[i], bank.centroids[i].round(5).tobytes())
         for i in range(len(bank))
@@ -79,8 +78,8 @@ def test_chunks_arriving_out_of_order_are_applied_in_order(store: RunStore) -> N
     assert applied_after == [0, 0, 2, 4, 4, 6, 6, 7, 9]
     ref = reference_cluster(faces, 0.27, 30)
     assert [f.identity for f in store.faces()] == ref["assignments"]
-    assert store.stats()["faces_embedded"] == len(faces)
-    bank = store.load_bank()
+    assert store.counters().faces_embedded == len(faces)
+    bank = store.load_identities()
     assert bank.counts == [i["count"] for i in ref["identities"]]
     np.testing.assert_allclose(
         bank.centroids, np.stack([i["centroid"] for i in ref["identities"]]), atol=1e-5
@@ -99,9 +98,9 @@ def test_a_chunk_delivered_twice_is_applied_once(store: RunStore) -> None:
         writer.apply_ready(store, PARAMS)
         assert store.put_chunk(record) is False  # late duplicate dropped
         writer.apply_ready(store, PARAMS)
-    stats = store.stats()
-    assert stats["faces_embedded"] == 21 and stats["chunks_applied"] == 3
-    assert sum(store.load_bank().counts) == 21
+    counters = store.counters()
+    assert counters.faces_embedded == 21 and counters.chunks_applied == 3
+    assert sum(store.load_identities().counts) == 21
     assert len(store.faces()) == 21
 
 
@@ -115,8 +114,8 @@ def test_a_failed_chunk_is_recorded_and_skipped(store: RunStore) -> None:
     store.put_chunk(records[2])
     assert writer.apply_ready(store, PARAMS) == 3
     assert store.failed() == [{"seq": 1, "frames": [7, 14], "reason": "OSError: cannot read frames"}]
-    stats = store.stats()
-    assert stats["chunks_failed"] == 1 and stats["frames_lost"] == 7 and stats["faces_embedded"] == 14
+    counters = store.counters()
+    assert counters.chunks_failed == 1 and counters.frames_lost == 7 and counters.faces_embedded == 14
     kept = np.concatenate([faces[:7], faces[14:]])
     assert [f.identity for f in store.faces()] == reference_cluster(kept, 0.27, 30)["assignments"]
 
@@ -141,7 +140,7 @@ def test_two_writers_racing_give_the_single_writer_result(server, store: RunStor
     assert store.next_seq() == len(records)
     ref = reference_cluster(faces, 0.27, 30)
     assert [f.identity for f in store.faces()] == ref["assignments"]
-    assert store.stats()["faces_embedded"] == 140
+    assert store.counters().faces_embedded == 140
     # A single writer replaying the same chunks produces the very same table.
     single = RunStore(store.r, "fptest", secrets.token_hex(4))
     single.create({"params": PARAMS})
@@ -163,8 +162,8 @@ def test_runs_do_not_touch_each_other(redis_client) -> None:
         rec = _records(_faces(5, total=7))[0]
         a.put_chunk(rec)
         Writer().apply_ready(a, PARAMS)
-        assert a.stats()["faces_embedded"] == 7
-        assert b.stats()["faces_embedded"] == 0 and b.next_seq() == 0
+        assert a.counters().faces_embedded == 7
+        assert b.counters().faces_embedded == 0 and b.next_seq() == 0
         a.delete()
         assert redis_client.keys(a.base + ":*") == []
         assert b.params() == PARAMS

@@ -7,19 +7,9 @@ import orjson
 import pytest
 from pydantic import ValidationError
 
-from facepipe.contracts import (
-    Chunk,
-    ChunkRecord,
-    DetectedFace,
-    DetectMessage,
-    EmbedMessage,
-    FaceLine,
-    RunParams,
-    WriteMessage,
-)
-from facepipe.identity import DIM
+from facepipe.distributed.messages import DetectMessage, EmbedMessage, WriteMessage
+from facepipe.records import DIM, Chunk, ChunkRecord, DetectedFace, FaceLine, RunParams, VideoInfo
 from facepipe.settings import Settings
-from facepipe.video import VideoInfo
 
 INFO = VideoInfo("/videos/ep1.mp4", 250, 25.0, 1280, 720)
 

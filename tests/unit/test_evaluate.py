@@ -1,4 +1,4 @@
-"""facepipe.evaluate: the accuracy metrics, pinned on small examples computed by hand."""
+"""facepipe.clustering.evaluate: the accuracy metrics, pinned on small examples computed by hand."""
 
 from __future__ import annotations
 
@@ -7,15 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from facepipe.evaluate import (
-    bcubed_scores,
-    box_iou,
-    evaluate,
-    evaluate_run,
-    match_labels,
-    pairwise_scores,
-    people_counts,
-)
+from facepipe.app.scores import evaluate_run
+from facepipe.clustering.boxes import box_iou
+from facepipe.clustering.evaluate import bcubed_scores, evaluate, match_labels, pairwise_scores, people_counts
 
 TRUTH = ["a", "a", "b", "b", "c"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from facepipe.linkage import average_linkage, candidate_pairs
+from facepipe.clustering.linkage import average_linkage, candidate_pairs
 from tests.reference import dense_merge_identities
 
 

@@ -6,10 +6,10 @@ import cv2
 import numpy as np
 import pytest
 
-from facepipe.identity import IdentityBank
-from facepipe.quality import BlurGate, laplacian_variance
+from facepipe.clustering.identity import IdentityTable
+from facepipe.media.blur import BlurGate, laplacian_variance
+from facepipe.media.plan import plan_chunks
 from facepipe.settings import parse_size
-from facepipe.video import plan_chunks
 from tests.conftest import insightface_image
 from tests.reference import reference_cluster
 
@@ -91,7 +91,7 @@ def _clustered(rng: np.random.Generator, people: int, per: int, noise: float) ->
 def test_match_or_add_equals_the_plain_reference(refine_limit: int) -> None:
     rng = np.random.default_rng(7)
     faces = _clustered(rng, people=6, per=20, noise=0.04)
-    bank = IdentityBank(capacity=2)  # forces the matrix to grow
+    bank = IdentityTable(capacity=2)  # forces the matrix to grow
     matches = [bank.match_or_add(f, 0.27, refine_limit) for f in faces]
     ref = reference_cluster(faces, 0.27, refine_limit)
     assert [m.identity for m in matches] == ref["assignments"]
@@ -111,7 +111,7 @@ def test_centroid_is_the_renormalised_running_mean_until_the_refine_limit() -> N
     rng = np.random.default_rng(1)
     base = _unit(rng, 1)[0]
     faces = [(base + 0.05 * v) / np.linalg.norm(base + 0.05 * v) for v in _unit(rng, 5)]
-    bank = IdentityBank()
+    bank = IdentityTable()
     for f in faces:
         bank.match_or_add(f, 0.5, refine_limit=3)
     expected = faces[0]
@@ -124,7 +124,7 @@ def test_centroid_is_the_renormalised_running_mean_until_the_refine_limit() -> N
 
 
 def test_threshold_is_inclusive_and_below_it_founds_a_new_identity() -> None:
-    bank = IdentityBank()
+    bank = IdentityTable()
     a = np.zeros(512, dtype=np.float32)
     a[0] = 1
     b = np.zeros(512, dtype=np.float32)

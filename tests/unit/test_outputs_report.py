@@ -9,17 +9,19 @@ import cv2
 import numpy as np
 import pytest
 
-from facepipe.contracts import FaceLine
+from facepipe.app.outputs import EXIT_LOST_CHUNKS, exit_status, format_summary, write_outputs
+from facepipe.app.report.build import build_report
+from facepipe.app.report.identities import pick_faces
+from facepipe.app.summary import Summary
+from facepipe.clustering.final import FinalIdentities
 from facepipe.errors import FacepipeError
-from facepipe.final import FinalIdentities
-from facepipe.outputs import EXIT_LOST_CHUNKS, exit_status, format_summary, write_outputs
-from facepipe.report import build_report, pick_faces
-from facepipe.samples import t1_frames, write_video
+from facepipe.media.samples import t1_frames, write_video
+from facepipe.records import FaceLine
 
 
-def _summary(video: str, counts: dict[str, int], failed: list | None = None) -> dict:
+def _summary(video: str, counts: dict[str, int], failed: list | None = None) -> Summary:
     faces = sum(counts.values())
-    return {
+    return Summary.model_validate({
         "run_id": "fixture-run",
         "video": video,
         "elapsed_s": 1.5,
@@ -40,7 +42,7 @@ def _summary(video: str, counts: dict[str, int], failed: list | None = None) -> 
         "failed_chunks": failed or [],
         "warnings": [],
         "params": {"fps": 10.0, "frame_step": 2, "frame_count": 24, "merge_thresh": 0.25, "video": video},
-    }
+    })
 
 
 def _lines(t1_boxes: list[list[float]]) -> list[FaceLine]:
@@ -144,5 +146,5 @@ def test_extras_are_listed_apart_in_the_summary_and_the_report(run_dir) -> None:
     main, extras = page.split("Extras: 1 background people")
     assert main.count("<section class=id") == 1 and extras.count("<section class=id") == 1
     assert "people (+1 extras)" in main
-    text = format_summary(summary, out)
+    text = format_summary(Summary.model_validate(summary), out)
     assert "extras (fewer than 4 faces): 1 (3)" in text and "id    1:" not in text

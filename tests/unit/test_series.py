@@ -7,11 +7,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from facepipe.contracts import FaceLine
+from facepipe.app.banks import read_series_bank, write_series_bank
+from facepipe.app.series_outputs import write_series
+from facepipe.clustering.final import FinalIdentities
+from facepipe.clustering.series import EpisodeResult, series_pass
 from facepipe.errors import FacepipeError
-from facepipe.final import FinalIdentities
-from facepipe.identity import DIM
-from facepipe.series import EpisodeResult, SeriesBank, series_pass, write_series
+from facepipe.records import DIM, FaceLine
 
 RNG = np.random.default_rng(11)
 PEOPLE = RNG.normal(size=(8, DIM))
@@ -77,8 +78,8 @@ def test_people_who_share_a_frame_are_never_joined() -> None:
 
 def test_a_bank_keeps_its_ids_grows_into_a_superset_and_reports_conflicts(tmp_path: Path) -> None:
     first = series_pass([_episode("e1", [0, 1]), _episode("e2", [1, 2])], None, 0.25)
-    first.bank.save(tmp_path / "bank.npz")
-    prior = SeriesBank.load(tmp_path / "bank.npz")
+    write_series_bank(first.bank, tmp_path / "bank.npz")
+    prior = read_series_bank(tmp_path / "bank.npz")
     again = series_pass([_episode("e3", [2, 6, 0])], prior, 0.25)
     assert _who(again, 0) == {0: 2, 1: 3, 2: 0}  # known people keep their ids; the new one gets 3
     old, new = first.bank, again.bank
@@ -120,15 +121,15 @@ def test_a_failed_episode_is_left_out_and_named(tmp_path: Path) -> None:
 
 def test_bad_banks_are_one_line_errors(tmp_path: Path) -> None:
     with pytest.raises(FacepipeError, match="not found"):
-        SeriesBank.load(tmp_path / "none.npz")
+        read_series_bank(tmp_path / "none.npz")
     (tmp_path / "junk.npz").write_bytes(b"not a zip")
     with pytest.raises(FacepipeError, match="not a readable .npz bank"):
-        SeriesBank.load(tmp_path / "junk.npz")
+        read_series_bank(tmp_path / "junk.npz")
     np.savez(tmp_path / "episode.npz", run_id="x", centroids=np.zeros((1, DIM)))
     with pytest.raises(FacepipeError, match="an episode's bank.npz, not a series bank"):
-        SeriesBank.load(tmp_path / "episode.npz")
+        read_series_bank(tmp_path / "episode.npz")
     good = series_pass([_episode("e1", [0])], None, 0.25).bank
     good.centroids = np.zeros((1, 128), np.float32)
-    good.save(tmp_path / "small.npz")
+    write_series_bank(good, tmp_path / "small.npz")
     with pytest.raises(FacepipeError, match="128-dimensional, this model's are 512"):
-        SeriesBank.load(tmp_path / "small.npz")
+        read_series_bank(tmp_path / "small.npz")

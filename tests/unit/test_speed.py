@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from facepipe.contracts import Chunk, RunParams, sampled_frames
-from facepipe.embedded import size_workers
+from facepipe.app.summary import DecodeFigures
+from facepipe.distributed.embedded import size_workers
 from facepipe.errors import FacepipeError
-from facepipe.keyframes import KeyframeIndex
-from facepipe.models import resolve_runtime
-from facepipe.outputs import decode_summary
+from facepipe.inference.runtimes import resolve_runtime
+from facepipe.media.keyframes import KeyframeIndex
+from facepipe.media.plan import plan_keyframe_chunks
+from facepipe.records import Chunk, RunParams, VideoInfo, sampled_frames
 from facepipe.settings import Settings
-from facepipe.video import VideoInfo, plan_keyframe_chunks
 
 #: a 5-minute TV edit's shape: GOPs cut by scene changes, one long GOP, a short tail
 INDEX = KeyframeIndex(1000, (0, 40, 100, 350, 380, 700, 960), tuple(range(0, 7000, 1000)), 1000)
@@ -121,8 +121,8 @@ def test_runtime_choice_and_its_one_line_errors() -> None:
         resolve_runtime("tpu")
 
 
-def test_decode_summary_compares_decoded_frames_with_the_video() -> None:
-    summary = decode_summary(5121, {"frame_count": 8972, "frame_step": 15, "decoder": "pyav"})
-    assert summary["frames_to_last_sample"] == 8971 and summary["video_frames"] == 8972
-    assert summary["per_frame_to_last_sample"] == pytest.approx(5121 / 8971, abs=1e-3)
-    assert decode_summary(0, {})["per_video_frame"] is None
+def test_decode_figures_compare_decoded_frames_with_the_video() -> None:
+    figures = DecodeFigures.of(5121, {"frame_count": 8972, "frame_step": 15, "decoder": "pyav"})
+    assert figures.frames_to_last_sample == 8971 and figures.video_frames == 8972
+    assert figures.per_frame_to_last_sample == pytest.approx(5121 / 8971, abs=1e-3)
+    assert DecodeFigures.of(0, {}).per_video_frame is None

@@ -5,15 +5,23 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from facepipe.contracts import ChunkRecord, DetectedFace, FrameSignature, RunParams, TrackStateRecord
-from facepipe.identity import DIM, IdentityBank
-from facepipe.merge import cluster_tracks
-from facepipe.samples import insightface_image
+from facepipe.clustering.decide import RunState, decide
+from facepipe.clustering.identity import IdentityTable
+from facepipe.clustering.people import cluster_tracks
+from facepipe.clustering.shots import is_cut
+from facepipe.clustering.tracks import Tracker, link
+from facepipe.media.samples import insightface_image
+from facepipe.media.signature import frame_signature
+from facepipe.records import (
+    DIM,
+    ChunkRecord,
+    DetectedFace,
+    FrameSignature,
+    RunParams,
+    TrackStateRecord,
+    VideoInfo,
+)
 from facepipe.settings import Settings
-from facepipe.shots import decode_signature, encode_signature, frame_signature, is_cut
-from facepipe.tracks import Tracker, link
-from facepipe.video import VideoInfo
-from facepipe.writer import RunState, decide
 
 RNG = np.random.default_rng(5)
 PEOPLE = RNG.normal(size=(4, DIM)).astype(np.float32)
@@ -26,7 +34,8 @@ def _face(person: int, noise: float = 0.5) -> np.ndarray:
 
 
 def _signature(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    return decode_signature(*encode_signature(*frame_signature(image)))
+    """The frame's signature as the writer sees it: through the record's JSON encoding."""
+    return FrameSignature.of(0, *frame_signature(image)).arrays()
 
 
 def test_a_cut_is_a_change_of_picture_not_of_position() -> None:
@@ -94,11 +103,7 @@ def _chunk(
     record = ChunkRecord(seq=seq, start=frames[0][0], stop=frames[-1][0] + 1, step=2)
     embeddings = []
     for (frame, hist, thumb), who in zip(frames, people, strict=True):
-        record.signatures.append(
-            FrameSignature(
-                frame=frame, hist=encode_signature(hist, thumb)[0], thumb=encode_signature(hist, thumb)[1]
-            )
-        )
+        record.signatures.append(FrameSignature.of(frame, hist, thumb))
         for n, person in enumerate(who):
             x = 20.0 + 300 * n
             record.faces.append(
@@ -125,11 +130,11 @@ def test_tracks_across_chunk_boundaries_equal_one_big_chunk() -> None:
     def run(size: int) -> list[tuple[int, int, int]]:
         """Chunks of ``size`` sampled frames; the tracker goes through JSON between them, as the
         writer stores and reloads it."""
-        bank, stored, lines = IdentityBank(), None, []
+        bank, stored, lines = IdentityTable(), None, []
         for seq, start in enumerate(range(0, len(frames), size)):
             tracker = Tracker(2) if stored is None else Tracker.from_record(stored, 2)
             record = _chunk(seq, frames[start : start + size], people[start : start + size])
-            commit, _ = decide(RunState(bank, tracker), record, params)
+            commit = decide(RunState(bank, tracker), record, params)
             stored = TrackStateRecord.model_validate_json(commit.tracker.to_json())
             lines += [(line.identity, line.track, line.shot) for line in commit.lines]
         return lines

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from facepipe.contracts import ChunkRecord, DetectedFace, RunParams
-from facepipe.identity import DIM, IdentityBank
+from facepipe.clustering.decide import RunState, decide
+from facepipe.clustering.identity import IdentityTable
+from facepipe.distributed.writer import crops_to_save, read_record
+from facepipe.records import DIM, ChunkRecord, DetectedFace, RunParams, VideoInfo
 from facepipe.settings import Settings
-from facepipe.video import VideoInfo
-from facepipe.writer import RunState, decide, read_record
 from tests.reference import reference_cluster
 
 PARAMS = RunParams.build(Settings(clustering="seed", frame_step=2), VideoInfo("/v.mp4", 100, 10.0, 640, 480))
@@ -42,12 +42,13 @@ def test_decisions_over_chunks_equal_the_plain_reference() -> None:
     rng = np.random.default_rng(3)
     people = rng.normal(size=(4, DIM))
     faces = _unit(people[rng.integers(0, 4, 40)] + 0.7 * rng.normal(size=(40, DIM)))
-    bank = IdentityBank()
+    bank = IdentityTable()
     lines = []
     for seq in range(5):
-        commit, saves = decide(RunState(bank, None), _record(seq, faces[seq * 8 : seq * 8 + 8]), PARAMS)
-        assert saves == [] and commit.seq == seq and commit.lost is None
-        assert commit.stats["faces_embedded"] == 8 and commit.stats["chunks_applied"] == 1
+        record = _record(seq, faces[seq * 8 : seq * 8 + 8])
+        commit = decide(RunState(bank, None), record, PARAMS)
+        assert crops_to_save(record, commit, PARAMS) == [] and commit.seq == seq and commit.lost is None
+        assert commit.counters.faces_embedded == 8 and commit.counters.chunks_applied == 1
         assert commit.timings == {"detect": 0.5}
         for identity, (_, centroid, refine_count, count) in commit.identities.items():
             np.testing.assert_array_equal(centroid, bank.centroids[identity])
@@ -61,10 +62,10 @@ def test_decisions_over_chunks_equal_the_plain_reference() -> None:
 
 
 def test_a_lost_chunk_counts_its_frames_and_adds_nothing() -> None:
-    bank = IdentityBank()
-    commit, _ = decide(RunState(bank, None), ChunkRecord.lost(2, 16, 24, 2, "OSError: gone"), PARAMS)
+    bank = IdentityTable()
+    commit = decide(RunState(bank, None), ChunkRecord.lost(2, 16, 24, 2, "OSError: gone"), PARAMS)
     assert commit.lost == {"seq": 2, "frames": [16, 24], "reason": "OSError: gone"}
-    assert commit.stats == {"chunks_failed": 1, "frames_lost": 4}
+    assert commit.counters.nonzero() == {"chunks_failed": 1, "frames_lost": 4}
     assert commit.lines == [] and len(bank) == 0
 
 

@@ -1,0 +1,205 @@
+"""What a finished run leaves in its output folder, and the summary printed at the end.
+
+:func:`finish_run` is the one way a run (new, or rebuilt from Redis) becomes files:
+the final pass (:func:`facepipe.distributed.writer.finalise`), ``summary.json``
+(:class:`~facepipe.app.summary.Summary`), ``faces.jsonl``, ``bank.npz`` and ``report.html``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+
+from facepipe.app.banks import write_run_bank
+from facepipe.app.files import write_atomically
+from facepipe.app.report.build import build_report
+from facepipe.app.summary import DecodeFigures, Summary
+from facepipe.clustering.final import FinalIdentities
+from facepipe.distributed.store import RunStore
+from facepipe.distributed.writer import finalise
+from facepipe.errors import FacepipeError
+from facepipe.records import FaceLine
+from facepipe.settings import Clustering
+
+log = logging.getLogger(__name__)
+
+#: exit status of a run that finished but lost some chunks
+EXIT_LOST_CHUNKS = 3
+
+
+def prepare_out(out: Path | None, run_id: str) -> Path:
+    """The output folder (default ``facepipe-runs/RUN_ID``), created and checked writable now."""
+    out = out or Path("facepipe-runs") / run_id
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe_file = out / ".facepipe-write-test"
+        probe_file.write_bytes(b"")
+        probe_file.unlink()
+    except OSError as exc:
+        raise FacepipeError(
+            f"cannot write to output folder {out}: {exc.strerror} (pass a writable --out)"
+        ) from None
+    return out
+
+
+def finish_run(store: RunStore, out: Path, elapsed_s: float) -> tuple[Summary, FinalIdentities]:
+    """Write every output of a finished run and mark it done; returns its summary and identities."""
+    t0 = time.monotonic()
+    params = store.params()
+    final = finalise(store, params)
+    summary = build_summary(store, elapsed_s, final)
+    write_outputs(out, summary, final)
+    write_run_bank(out / "bank.npz", final, params, store.run_id)
+    build_report(out, kept=store.thumbnails)  # the thumbnails the detect workers kept: no decoding
+    if params.save_images and params.save_dir and Path(params.save_dir).is_dir():
+        sort_saved_crops(Path(params.save_dir), store.faces(), final)
+    log.debug("outputs written in %.2f s", time.monotonic() - t0)
+    store.set_meta(status="failed-chunks" if summary.failed_chunks else "done")
+    return summary, final
+
+
+def sort_saved_crops(save_dir: Path, faces: list[FaceLine], final: FinalIdentities) -> None:
+    """Move the writer's crops from provisional identity folders into the final ones.
+
+    The writer saves each crop as ``<provisional identity>/frame_<frame>_<n>.jpg`` (``unplaced``
+    while its track has none) as soon as its chunk commits; the final pass decides the
+    identity. Crops of rejected faces go to ``rejected/``. Idempotent: a crop already in place
+    is left alone (``facepipe report RUN_ID`` may sort again). Needs the crop folder on this
+    host (shared storage, or the embedded default).
+    """
+    staging = save_dir / ".sorting"
+    moves = []
+    seen: dict[int, int] = {}
+    for face, label in zip(faces, final.labels.tolist(), strict=True):
+        n = seen.get(face.frame, 0)  # the face's position among its frame's detections
+        seen[face.frame] = n + 1
+        name = f"frame_{face.frame}_{n}.jpg"
+        source = save_dir / (str(face.identity) if face.identity >= 0 else "unplaced") / name
+        target = save_dir / (str(label) if label >= 0 else "rejected") / name
+        if source != target and source.is_file():
+            moves.append((source, staging / name, target))
+    for source, staged, _ in moves:  # two steps: identity folders swap numbers
+        staged.parent.mkdir(exist_ok=True)
+        source.replace(staged)
+    for _, staged, target in moves:
+        target.parent.mkdir(exist_ok=True)
+        staged.replace(target)
+    for folder in [staging, *save_dir.iterdir()]:
+        if folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
+
+
+def exit_status(summary: Summary) -> int:
+    """0, or :data:`EXIT_LOST_CHUNKS` when chunks were lost."""
+    return EXIT_LOST_CHUNKS if summary.failed_chunks else 0
+
+
+def _how(summary: Summary) -> str:
+    """How the identities were made, in a few words for the summary line."""
+    params = summary.params
+    mode = params.get("clustering", "online")
+    if mode == Clustering.seed:
+        return f"the seed's online clustering at {params.get('sim_thresh')}"
+    if mode == Clustering.online:
+        online, sim, merge = summary.online_identities, params.get("sim_thresh"), params.get("merge_thresh")
+        return f"online {online} at {sim}, merged at {merge}"
+    return f"{summary.tracks} face tracks clustered at {params.get('merge_thresh')}"
+
+
+def build_summary(store: RunStore, elapsed_s: float, final: FinalIdentities) -> Summary:
+    """The run's figures, read back from Redis (the writer's exactly-once counters)."""
+    meta = store.meta()
+    counters = store.counters()
+    params = meta.get("params", {})
+    tracks = params.get("clustering") == Clustering.tracks
+    return Summary(
+        run_id=store.run_id,
+        video=meta.get("video"),
+        elapsed_s=round(elapsed_s, 3),
+        chunks=meta.get("chunks"),
+        frames_read=counters.frames_read,
+        frames_sampled=counters.frames_sampled,
+        frames_blurry=counters.frames_blurry,
+        frames_lost=counters.frames_lost,
+        faces_detected=counters.faces_detected,
+        faces_embedded=counters.faces_embedded,
+        faces_saved=counters.faces_saved,
+        faces_unsaved=counters.faces_unsaved,
+        frames_unreadable=counters.frames_unreadable,
+        faces=len(final.faces),
+        faces_rejected=len(final.rejected),
+        identities=len(final),
+        people=int((~final.extras).sum()),
+        extras=[int(i) for i in np.flatnonzero(final.extras)],
+        online_identities=counters.identities,
+        counts={str(identity): int(count) for identity, count in enumerate(final.counts)},
+        shots=counters.cuts + 1 if tracks and counters.frames_sampled else None,
+        tracks=len({face.track for face in final.faces} | {face.track for face in final.rejected})
+        if tracks
+        else None,
+        rejected_faces=[
+            {"frame": face.frame, "bbox": face.bbox, "det_score": face.det_score} for face in final.rejected
+        ],
+        stage_seconds=store.timings(),
+        runtimes=store.runtimes(),
+        decode=DecodeFigures.of(counters.frames_read, params),
+        failed_chunks=store.failed(),
+        warnings=store.warnings(),
+        params=params,
+    )
+
+
+def write_outputs(out_dir: Path, summary: Summary, final: FinalIdentities) -> None:
+    """``summary.json`` and ``faces.jsonl`` (one line per embedded face, in applied order)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    summary.write(out_dir / "summary.json")
+    write_atomically(out_dir / "faces.jsonl", b"".join(line.to_json() + b"\n" for line in final.faces))
+
+
+def format_summary(summary: Summary, out_dir: Path) -> str:
+    """The human summary: what happened, per-identity frequency, where the files are."""
+    total = sum(summary.counts.values()) or 1
+    params = summary.params
+    extras = set(summary.extras)
+    shots = f", {summary.shots} shots" if summary.shots else ""
+    lines = [
+        f"run {summary.run_id} finished in {summary.elapsed_s:.1f} s",
+        f"  frames read {summary.frames_read}, sampled {summary.frames_sampled}, "
+        f"blurry (skipped) {summary.frames_blurry}{shots}",
+        *[f"  models: {runtime}" for runtime in summary.runtimes],
+        f"  faces detected and queued {summary.faces_detected}, embedded "
+        f"{summary.faces_embedded}, saved {summary.faces_saved}",
+        f"  identities {summary.identities} ({_how(summary)}):",
+    ]
+    ranked = sorted(summary.counts.items(), key=lambda kv: (-kv[1], int(kv[0])))
+    for identity, count in ranked:
+        if int(identity) not in extras:
+            lines.append(f"    id {identity:>4}: {count:6d} faces  ({100 * count / total:5.1f}%)")
+    if extras:
+        listed = ", ".join(f"{i} ({summary.counts[str(i)]})" for i in sorted(extras))
+        lines.append(f"  extras (fewer than {params.get('min_faces')} faces): {listed}")
+    lines.append(
+        f"  global tally: {sum(summary.counts.values())} faces in {summary.identities} identities"
+    )
+    if summary.faces_rejected:
+        lines.append(
+            f"  rejected as no face: {summary.faces_rejected} detections (dark, and the recogniser "
+            "unsure; see rejected_faces in summary.json)"
+        )
+    if summary.frames_unreadable:
+        lines.append(
+            f"  WARNING: {summary.frames_unreadable} sampled frames could not be read: the stream "
+            "ends before the frame count its header gives (a few at the end are common; many mean a "
+            "truncated or damaged file); the rest were processed"
+        )
+    for warning in summary.warnings:
+        lines.append(f"  WARNING: {warning}")
+    if summary.failed_chunks:
+        lost_frames = summary.frames_lost - summary.frames_unreadable
+        lines.append(f"  LOST frame ranges ({lost_frames} sampled frames): {summary.lost_ranges}")
+    lines.append(f"  report: {out_dir}/report.html")
+    lines.append(f"  data:   {out_dir}/summary.json, faces.jsonl, bank.npz")
+    return "\n".join(lines)

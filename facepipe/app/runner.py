@@ -1,0 +1,252 @@
+"""``facepipe run VIDEO...``: validate everything, dispatch the chunks, follow the runs, write outputs.
+
+With a broker the chunks go to workers that are already running; without one this
+module starts the embedded default (a private server and local workers) and stops it
+again. Either way :func:`~facepipe.distributed.dispatch.create_run`,
+:func:`~facepipe.distributed.dispatch.send_chunks` and :func:`~facepipe.distributed.dispatch.follow`
+do the work, through a Celery sender from :mod:`facepipe.distributed.bridge`. One video or a
+season of them is the same machinery: every video is a run of its own, all in flight at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import redis
+
+from facepipe.app.banks import read_series_bank
+from facepipe.app.episodes import SERIES_DIR, Episode, plan_episodes
+from facepipe.app.outputs import EXIT_LOST_CHUNKS, exit_status, finish_run, format_summary, prepare_out
+from facepipe.app.report.series import build_series_report
+from facepipe.app.series_outputs import format_series, write_series
+from facepipe.clustering.series import EpisodeResult, SeriesBank, series_pass
+from facepipe.distributed.bridge import CelerySender
+from facepipe.distributed.dispatch import (
+    FrameShipper,
+    PlannedRun,
+    create_run,
+    follow,
+    new_run_id,
+    send_chunks,
+)
+from facepipe.distributed.embedded import EmbeddedCluster, ort_threads_per_process, size_workers
+from facepipe.distributed.stages import Send
+from facepipe.distributed.store import RunStore, connect, ping
+from facepipe.errors import FacepipeError, ModelLoadError
+from facepipe.inference.files import resolve_model
+from facepipe.inference.runtimes import execution_providers, resolve_runtime
+from facepipe.media.plan import Plan, plan
+from facepipe.media.probe import probe
+from facepipe.records import VideoInfo
+from facepipe.settings import Clustering, Settings, WorkerSettings, load_worker_settings
+
+log = logging.getLogger(__name__)
+
+#: with fewer keyframe chunks than this many per model process, the embedded default splits
+#: GOPs (the later parts decode the GOP's start again) rather than leave processes waiting;
+#: measured on the shared clips (bench/README.md, "Decoding twice or waiting")
+SPLIT_CHUNKS_PER_PROCESS = 2
+
+
+def run_videos(videos: list[str], settings: Settings) -> int:
+    """``facepipe run VIDEO...``: validate everything first, then dispatch every video at once,
+    follow them to the end and write each one's outputs (and, for several, the series')."""
+    started = time.monotonic()
+    cache_dir = load_worker_settings().cache_dir
+    infos = [_probe(video, cache_dir, len(videos)) for video in videos]  # every video, before anything starts
+    prior = read_series_bank(settings.bank) if settings.bank else None  # a bad bank also stops us now
+    resolve_model("detector", settings.det_model)
+    resolve_model("embedder", settings.rec_model)
+    execution_providers(settings.providers)  # '--providers cuda' without CUDA fails here, in one line
+    broker = settings.broker_url()
+    _check_runtime(settings, embedded=broker is None)
+    if broker is None and settings.redis_port != 6379 and settings.redis_host is None:
+        raise FacepipeError("--redis-port needs --redis-host (or pass --broker)")
+    if broker is not None:
+        client = connect(broker)
+        ping(client, broker)
+    season_id = new_run_id()
+    out = prepare_out(settings.out, season_id)
+    episodes = plan_episodes(infos, out, season=len(infos) > 1 or prior is not None)
+    if settings.save_images and settings.save_dir is None:
+        settings = settings.model_copy(update={"save_dir": (out / "faces").resolve()})
+    elif settings.save_dir is not None:
+        settings = settings.model_copy(update={"save_dir": settings.save_dir.resolve()})
+    show = settings.progress and sys.stderr.isatty()  # bars are for people, not log files
+    for episode in episodes:
+        info = episode.info
+        print(
+            f"facepipe: {episode.label}run {episode.run_id}: {info.path} ({info.frame_count} frames, "
+            f"{info.fps:.2f} fps, "
+            f"{info.width}x{info.height}); sampling 1 frame in {settings.frame_step}",
+            file=sys.stderr,
+        )
+
+    if broker is not None:
+        plans = [
+            plan(e.info, settings.decoder, settings.frame_step, settings.chunk_size, cache_dir=cache_dir)
+            for e in episodes
+        ]
+        runs = _dispatch_and_follow(client, episodes, plans, settings, CelerySender(broker), show)
+        return _finish(runs, episodes, out, prior, time.monotonic() - started)
+
+    num_det, num_emb = size_workers(settings.num_det, settings.num_emb)
+    settings = settings.model_copy(update={"num_det": num_det, "num_emb": num_emb})
+    with EmbeddedCluster(out / "logs", season_id) as cluster:
+        cluster.start(
+            {"detect": num_det, "embed": num_emb},
+            _embedded_worker_env(settings),
+            debug=settings.debug,
+        )
+        log.debug("server and workers started after %.2f s", time.monotonic() - started)
+        # Planned while the workers import and load their models (the keyframe scan of a long
+        # video takes a second). A short clip is often one or two GOPs: split them so every
+        # process has work (bench/README.md); a season's videos share that minimum.
+        min_chunks = -(-SPLIT_CHUNKS_PER_PROCESS * (num_det + num_emb) // len(episodes))
+        plans = [
+            plan(e.info, settings.decoder, settings.frame_step, settings.chunk_size, min_chunks)
+            for e in episodes
+        ]
+        log.debug(
+            "%d chunks planned (%s) after %.2f s",
+            sum(len(p.chunks) for p in plans),
+            ", ".join(sorted({p.decoder for p in plans})),
+            time.monotonic() - started,
+        )
+        runs = _dispatch_and_follow(
+            connect(cluster.url),
+            episodes,
+            plans,
+            settings,
+            CelerySender(cluster.url),
+            show,
+            cluster.workers.check_alive,
+        )
+        log.debug("all chunks applied after %.2f s", time.monotonic() - started)
+        cluster.workers.begin_stop(cold=True)  # nothing in flight: let them go while we write outputs
+        status = _finish(runs, episodes, out, prior, time.monotonic() - started)
+        cluster.workers.kill()  # whatever of their shutdown is left
+        return status
+
+
+def _probe(video: str, cache_dir: Path, count: int) -> VideoInfo:
+    """Probe one video; with several, the one-line error says which video is wrong."""
+    try:
+        return probe(video, cache_dir)
+    except FacepipeError as exc:
+        if count == 1:
+            raise
+        raise FacepipeError(f"{exc} (nothing was started: fix or drop that video)") from None
+
+
+def _check_runtime(settings: Settings, embedded: bool) -> None:
+    """Refuse a backend/precision request that cannot run, in one line, before anything starts.
+
+    Embedded workers run on this host, so its CPU decides (bf16 where the CPU has none is an
+    error). Remote workers decide on their own hosts; only what no host could run fails here,
+    and a worker without bf16 runs fp32 and the summary says so.
+    """
+    if embedded:
+        resolve_runtime(settings.backend, settings.precision, settings.providers, strict=True)
+    elif settings.precision == "bf16" and settings.backend == "onnxruntime":
+        raise ModelLoadError("--precision bf16 needs --backend openvino (or auto); use --precision fp32")
+
+
+def _embedded_worker_env(settings: Settings) -> dict[str, str]:
+    """The embedded workers' settings: the cores split between the model processes, the run's
+    runtime (so the models they preload are the ones the run uses), and no task events
+    (nobody watches a private server with Flower)."""
+    threads = settings.ort_threads or ort_threads_per_process(int(settings.num_det) + int(settings.num_emb))
+    worker = WorkerSettings(
+        ort_threads=threads,
+        providers=settings.providers,
+        backend=settings.backend,
+        precision=settings.precision,
+        task_events=False,
+    )
+    return {
+        **worker.as_env(),
+        # numpy's BLAS threads would fight the model processes for the cores.
+        "OPENBLAS_NUM_THREADS": "1",
+        "OMP_NUM_THREADS": "1",
+    }
+
+
+def _dispatch_and_follow(
+    client: redis.Redis,
+    episodes: list[Episode],
+    plans: list[Plan],
+    settings: Settings,
+    send: Send,
+    show: bool,
+    check_workers: Callable[[], None] | None = None,
+) -> list[PlannedRun]:
+    """Record every run, queue their chunks interleaved (or ship their frames from threads),
+    and follow them all to the end."""
+    runs = [
+        create_run(RunStore(client, settings.redis_prefix, episode.run_id), episode.info, settings, planned)
+        for episode, planned in zip(episodes, plans, strict=True)
+    ]
+    shippers = [FrameShipper(run, settings, send) for run in runs] if settings.ship_frames else []
+    if not shippers:
+        send_chunks(runs, send)
+
+    def check_alive() -> None:
+        if check_workers is not None:
+            check_workers()
+        for shipper in shippers:
+            shipper.check()
+
+    for shipper in shippers:
+        shipper.start()
+    try:
+        follow(runs, stall_timeout=settings.stall_timeout, show_progress=show, check_alive=check_alive)
+    finally:
+        for shipper in shippers:
+            shipper.stopping.set()
+            shipper.join(timeout=10)
+    return runs
+
+
+def _finish(
+    runs: list[PlannedRun], episodes: list[Episode], out: Path, prior: SeriesBank | None, elapsed_s: float
+) -> int:
+    """Every episode's outputs and summary, then (for a season) the series pass; the exit
+    status of the whole command. An episode that cannot be finished does not stop the others:
+    the series is built from what finished and says what is missing (exit 3)."""
+    results, status = [], 0
+    for run, episode in zip(runs, episodes, strict=True):
+        params = run.params
+        try:
+            summary, final = finish_run(run.store, episode.out, elapsed_s)
+        except (FacepipeError, OSError, ValueError) as exc:
+            if len(episodes) == 1 and prior is None:
+                raise
+            log.error("episode %s could not be finished: %s", episode.name, exc)
+            print(f"facepipe: episode {episode.name} FAILED: {exc}", file=sys.stderr)
+            results.append(
+                EpisodeResult(episode.name, params.video, params.fps, params.frame_step, None, str(exc))
+            )
+            status = EXIT_LOST_CHUNKS
+            continue
+        print(format_summary(summary, episode.out))
+        status = max(status, exit_status(summary))
+        problem = f"lost frames {summary.lost_ranges}" if summary.failed_chunks else None
+        results.append(
+            EpisodeResult(episode.name, params.video, params.fps, params.frame_step, final, problem)
+        )
+    if len(episodes) > 1 or prior is not None:  # a season: the series pass
+        params = runs[0].params
+        thresh = params.sim_thresh if params.clustering == Clustering.seed else params.merge_thresh
+        series = series_pass(results, prior, thresh)
+        series_dir = out / SERIES_DIR
+        summary = write_series(
+            series_dir, series, results, {"thresh": float(thresh), "clustering": params.clustering}
+        )
+        build_series_report(series_dir)
+        print(format_series(summary, series_dir))
+    return status

@@ -1,0 +1,123 @@
+"""Clustering accuracy against ground truth: pairwise and BCubed precision/recall/F1, people counts.
+
+Pure functions over two equal-length sequences, one entry per face:
+
+* ``predicted``: the identity each face was put in (any hashable);
+* ``truth``: the person each face really is, or ``None`` (also ``""``) when unknown.
+
+Faces whose true label is unknown are **excluded** before anything is computed: they
+neither count as pairs nor weigh in a cluster's size. (They were still clustered, so
+they can have pulled a centroid; that effect shows up in the labelled faces.)
+
+Conventions for empty denominators (so that edge cases are well defined, not NaN):
+
+* pairwise precision with no predicted same-cluster pair (all singletons) is 1.0 (no
+  false merge was made), and pairwise recall with no true same-person pair is 1.0;
+* F1 is ``2PR / (P + R)``, and 0.0 when ``P + R == 0``;
+* with no labelled face at all every score is 1.0 and the counts are 0.
+
+Definitions (``n`` labelled faces; ``C(i)`` the labelled faces in face ``i``'s predicted
+cluster, ``L(i)`` those with face ``i``'s true label):
+
+* pairwise: over all unordered pairs ``{i, j}``, ``P = |same cluster and same label| / |same
+  cluster|``, ``R = |same cluster and same label| / |same label|``;
+* BCubed (Bagga & Baldwin 1998; Amigo et al. 2009): ``P = mean_i |C(i) & L(i)| / |C(i)|``,
+  ``R = mean_i |C(i) & L(i)| / |L(i)|`` (each face counts itself);
+* ``found``: distinct predicted clusters among the labelled faces; ``true``: distinct labels.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Hashable, Mapping, Sequence
+from typing import Any
+
+from facepipe.clustering.boxes import box_iou
+
+
+def _known(
+    predicted: Sequence[Hashable], truth: Sequence[Hashable | None]
+) -> list[tuple[Hashable, Hashable]]:
+    if len(predicted) != len(truth):
+        raise ValueError(f"{len(predicted)} predictions but {len(truth)} labels")
+    return [(p, t) for p, t in zip(predicted, truth, strict=True) if t is not None and t != ""]
+
+
+def _f1(precision: float, recall: float) -> float:
+    return 0.0 if precision + recall == 0 else 2 * precision * recall / (precision + recall)
+
+
+def _pairs(n: int) -> int:
+    return n * (n - 1) // 2
+
+
+def pairwise_scores(predicted: Sequence[Hashable], truth: Sequence[Hashable | None]) -> dict[str, float]:
+    """Pairwise precision, recall and F1 over the labelled faces (see the module docstring)."""
+    known = _known(predicted, truth)
+    cells = Counter(known)
+    same_both = sum(_pairs(n) for n in cells.values())
+    same_pred = sum(_pairs(n) for n in Counter(p for p, _ in known).values())
+    same_true = sum(_pairs(n) for n in Counter(t for _, t in known).values())
+    precision = same_both / same_pred if same_pred else 1.0
+    recall = same_both / same_true if same_true else 1.0
+    return {"precision": precision, "recall": recall, "f1": _f1(precision, recall)}
+
+
+def bcubed_scores(predicted: Sequence[Hashable], truth: Sequence[Hashable | None]) -> dict[str, float]:
+    """BCubed precision, recall and F1 over the labelled faces (see the module docstring)."""
+    known = _known(predicted, truth)
+    if not known:
+        return {"precision": 1.0, "recall": 1.0, "f1": 1.0}
+    cells = Counter(known)
+    pred_sizes = Counter(p for p, _ in known)
+    true_sizes = Counter(t for _, t in known)
+    # every face in cell (p, t) scores the same, so sum per cell times its size
+    precision = sum(n * n / pred_sizes[p] for (p, _), n in cells.items()) / len(known)
+    recall = sum(n * n / true_sizes[t] for (_, t), n in cells.items()) / len(known)
+    return {"precision": precision, "recall": recall, "f1": _f1(precision, recall)}
+
+
+def people_counts(predicted: Sequence[Hashable], truth: Sequence[Hashable | None]) -> dict[str, int]:
+    """Distinct predicted clusters (``found``) and distinct true people (``true``) among labelled faces."""
+    known = _known(predicted, truth)
+    return {"found": len({p for p, _ in known}), "true": len({t for _, t in known})}
+
+
+def evaluate(predicted: Sequence[Hashable], truth: Sequence[Hashable | None]) -> dict[str, Any]:
+    """Every metric at once: ``pairwise``, ``bcubed`` (dicts of P/R/F1), ``found``, ``true``, ``faces``.
+
+    ``faces`` is the number of labelled faces scored; ``unlabelled`` the number excluded;
+    ``identities`` the number of distinct predicted clusters over *all* faces.
+    """
+    known = _known(predicted, truth)
+    return {
+        "pairwise": pairwise_scores(predicted, truth),
+        "bcubed": bcubed_scores(predicted, truth),
+        **people_counts(predicted, truth),
+        "faces": len(known),
+        "unlabelled": len(predicted) - len(known),
+        "identities": len(set(predicted)),
+    }
+
+
+def match_labels(
+    faces: Sequence[Mapping[str, Any]], labelled: Sequence[Mapping[str, Any]], min_iou: float = 0.5
+) -> list[Hashable | None]:
+    """Give each face (``frame``, ``bbox``) the ``label`` of the labelled face in the same frame
+    whose box overlaps it best with IoU >= ``min_iou``; ``None`` when there is none.
+
+    Lets labels computed once (for example by ``bench/labelsets.py``) score any run of the
+    same video, whatever order its faces come in.
+    """
+    by_frame: dict[int, list[Mapping[str, Any]]] = {}
+    for item in labelled:
+        by_frame.setdefault(int(item["frame"]), []).append(item)
+    out: list[Hashable | None] = []
+    for face in faces:
+        best, best_iou = None, min_iou
+        for item in by_frame.get(int(face["frame"]), ()):
+            iou = box_iou(face["bbox"], item["bbox"])
+            if iou >= best_iou:
+                best, best_iou = item.get("label"), iou
+        out.append(best if best != "" else None)
+    return out
