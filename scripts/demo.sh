@@ -10,7 +10,7 @@ if [ $# -gt 0 ]; then
 fi
 video=../shared/data/videos/hamilton_short.mp4
 if [ ! -f "$video" ]; then
-  video=$(.venv/bin/python -m facepipe.samples)
+  video=$(.venv/bin/python -m facepipe.media.samples)
   echo "(../shared/data not found: using a video built from insightface's sample photo: $video)"
 fi
 exec .venv/bin/facepipe run "$video" --frame-step 3 --out facepipe-runs/demo --save-images
