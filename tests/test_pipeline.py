@@ -63,6 +63,23 @@ def test_embedded_run_equals_one_process_walking_the_frames(embedded_run, t1_vid
     assert summary["identities"] == 6
 
 
+def test_process_video_in_python_equals_the_embedded_run(embedded_run, t1_video: Path, tmp_path: Path) -> None:
+    """``facepipe.process_video``: no Celery, no Redis, the same faces and bank as ``facepipe run``."""
+    import numpy as np
+
+    from facepipe import process_video
+
+    out, _ = embedded_run
+    detector, embedder = reference_models()
+    result = process_video(t1_video, Settings(frame_step=2, chunk_size=3), detector=detector, embedder=embedder)
+    assert (out / "faces.jsonl").read_bytes() == b"".join(line.to_json() + b"\n" for line in result.final.faces)
+    with np.load(out / "bank.npz") as run, np.load(result.write_bank(tmp_path / "bank.npz")) as mine:
+        assert sorted(run.files) == sorted(mine.files)
+        for key in run.files:
+            if key != "run_id":
+                np.testing.assert_array_equal(run[key], mine[key], err_msg=key)
+
+
 def test_clustering_seed_is_the_plain_seed_loop(t1_video: Path, tmp_path: Path) -> None:
     proc = facepipe("run", str(t1_video), "--frame-step", "2", "--clustering", "seed", "--out", str(tmp_path))
     assert proc.returncode == 0, proc.stderr
