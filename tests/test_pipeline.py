@@ -63,7 +63,7 @@ def test_embedded_run_equals_one_process_walking_the_frames(embedded_run, t1_vid
     assert summary["identities"] == 6
 
 
-def test_process_video_in_python_equals_the_embedded_run(embedded_run, t1_video: Path, tmp_path: Path) -> None:
+def test_process_video_in_python_equals_the_embedded_run(embedded_run, t1_video: Path, tmp_path) -> None:
     """``facepipe.process_video``: no Celery, no Redis, the same faces and bank as ``facepipe run``."""
     import numpy as np
 
@@ -71,8 +71,10 @@ def test_process_video_in_python_equals_the_embedded_run(embedded_run, t1_video:
 
     out, _ = embedded_run
     detector, embedder = reference_models()
-    result = process_video(t1_video, Settings(frame_step=2, chunk_size=3), detector=detector, embedder=embedder)
-    assert (out / "faces.jsonl").read_bytes() == b"".join(line.to_json() + b"\n" for line in result.final.faces)
+    settings = Settings(frame_step=2, chunk_size=3)
+    result = process_video(t1_video, settings, detector=detector, embedder=embedder)
+    lines = b"".join(line.to_json() + b"\n" for line in result.final.faces)
+    assert (out / "faces.jsonl").read_bytes() == lines
     with np.load(out / "bank.npz") as run, np.load(result.write_bank(tmp_path / "bank.npz")) as mine:
         assert sorted(run.files) == sorted(mine.files)
         for key in run.files:
