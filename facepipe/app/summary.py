@@ -81,8 +81,9 @@ class Summary(BaseModel):
     frames_unreadable: int = 0
     faces: int = 0
     faces_rejected: int = 0
-    identities: int = 0
-    people: int = 0
+    #: None only in a summary from before the field existed (the report counts the faces then)
+    identities: int | None = None
+    people: int | None = None
     extras: list[int] = Field(default_factory=list)
     online_identities: int = 0
     #: identity id (as text) -> its face count

@@ -8,17 +8,30 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from pydantic import ValidationError
 
+from facepipe.app.files import write_atomically
 from facepipe.app.report.identities import group_identities, picks_by_identity
 from facepipe.app.report.page import render_report
 from facepipe.app.report.thumbnails import read_thumbnails
+from facepipe.app.summary import Summary
 from facepipe.errors import FacepipeError
 
 REPORT_FILE = "report.html"
 
 
-def read_outputs(out_dir: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """``summary.json`` and the ``faces.jsonl`` lines; a one-line :class:`FacepipeError` for anything else."""
+def read_outputs(out_dir: Path) -> tuple[Summary, list[dict[str, Any]]]:
+    """A run's ``summary.json`` and ``faces.jsonl`` lines; a one-line :class:`FacepipeError` for
+    anything else."""
+    summary, faces = read_json_outputs(out_dir)
+    try:
+        return Summary.model_validate(summary), faces
+    except ValidationError as exc:
+        raise FacepipeError(f"{out_dir / 'summary.json'} is not a facepipe summary ({exc})") from None
+
+
+def read_json_outputs(out_dir: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """``summary.json`` as JSON and the ``faces.jsonl`` lines (a run's or a season's)."""
     summary_path, faces_path = out_dir / "summary.json", out_dir / "faces.jsonl"
     missing = [p.name for p in (summary_path, faces_path) if not p.is_file()]
     if not out_dir.is_dir() or missing:
@@ -34,13 +47,6 @@ def read_outputs(out_dir: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     return summary, faces
 
 
-def _write_atomically(target: Path, text: str) -> None:
-    """Write next to ``target`` and rename, so a reader never sees half a page."""
-    partial = target.with_name(target.name + ".partial")
-    partial.write_text(text, encoding="utf-8")
-    partial.replace(target)
-
-
 def build_report(
     out_dir: Path,
     video_path: str | None = None,
@@ -48,20 +54,21 @@ def build_report(
 ) -> Path:
     """Write ``out_dir/report.html`` from the run's outputs and return its path.
 
-    ``video_path`` overrides the video recorded in ``summary.json`` (e.g. after moving
-    it). ``kept`` looks up the face thumbnails the run kept (see :mod:`~facepipe.app.report.thumbnails`);
-    the others are cut from the video, and a video that cannot be read gives placeholders.
+    ``video_path`` overrides the video recorded in ``summary.json`` (e.g. after moving it).
+    ``kept`` looks up the face thumbnails the run kept (see
+    :mod:`~facepipe.app.report.thumbnails`); the others are cut from the video, and a video that
+    cannot be read gives placeholders.
     """
     out_dir = Path(out_dir)
     summary, faces = read_outputs(out_dir)
     identities = group_identities(summary, faces)
     picks = picks_by_identity(identities)
-    video = video_path or summary.get("video") or (summary.get("params") or {}).get("video")
+    video = video_path or summary.video or summary.params.get("video")
     thumbs, note = read_thumbnails(video, [f for chosen in picks.values() for f in chosen], kept)
     for ident in identities:
         ident.thumbnails = [(face, thumbs.get(id(face))) for face in picks[ident.id]]
     target = out_dir / REPORT_FILE
-    _write_atomically(target, render_report(summary, faces, identities, note))
+    write_atomically(target, render_report(summary, faces, identities, note).encode())
     return target
 
 

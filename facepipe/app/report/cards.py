@@ -8,6 +8,7 @@ from facepipe.app.report.facts import RunFacts
 from facepipe.app.report.formatting import esc, fmt_param, fmt_time
 from facepipe.app.report.identities import Identity
 from facepipe.app.report.timeline import LOST_FILL, axis, timeline
+from facepipe.app.summary import Summary
 
 
 def _thumbnail_strip(ident: Identity, fps: float) -> str:
@@ -68,17 +69,17 @@ def _legend(run: RunFacts) -> str:
     )
 
 
-def _no_faces(summary: dict[str, Any], run: RunFacts) -> str:
+def _no_faces(summary: Summary, run: RunFacts) -> str:
     """Says how hard it looked, so an empty result can be told apart from a broken run."""
     return (
         "<div class=empty><b>No faces were found in this video.</b>"
-        f"<span class=muted>{summary.get('frames_sampled', 0):,} sampled frames were searched "
+        f"<span class=muted>{summary.frames_sampled:,} sampled frames were searched "
         f"(detection threshold {fmt_param(run.params.get('det_thresh'))}, faces narrower than "
         f"{fmt_param(run.params.get('min_face'))} px ignored).</span></div>"
     )
 
 
-def people_section(summary: dict[str, Any], run: RunFacts, identities: list[Identity]) -> str:
+def people_section(summary: Summary, run: RunFacts, identities: list[Identity]) -> str:
     """The legend, the time axis and every card in rank order; or the no-faces notice.
 
     Extras (identities with fewer than ``--min-faces`` faces: background people) follow the
@@ -86,7 +87,7 @@ def people_section(summary: dict[str, Any], run: RunFacts, identities: list[Iden
     """
     if not identities:
         return _no_faces(summary, run)
-    extras = set(summary.get("extras") or [])
+    extras = set(summary.extras)
     people = [ident for ident in identities if ident.id not in extras]
     background = [ident for ident in identities if ident.id in extras]
     cards = "".join(identity_card(ident, rank, run) for rank, ident in enumerate(people, 1))

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from facepipe.app.summary import Summary
+
 
 @dataclass(frozen=True)
 class RunFacts:
@@ -36,13 +38,13 @@ class RunFacts:
         return self.frame_step / self.fps
 
 
-def run_facts(summary: dict[str, Any], faces: list[dict[str, Any]]) -> RunFacts:
+def run_facts(summary: Summary, faces: list[dict[str, Any]]) -> RunFacts:
     """The figures from the summary, with defaults for older or partial summaries.
 
     Without a recorded ``frame_count`` the video is taken to end at the last face seen,
     and without an ``fps`` at 25, so the page still draws.
     """
-    params = summary.get("params") or {}
+    params = summary.params
     fps = float(params.get("fps") or 25.0)
     last_frame = max((int(f["frame"]) for f in faces), default=-1)
     frame_count = int(params.get("frame_count") or last_frame + 1 or 0)
@@ -52,10 +54,6 @@ def run_facts(summary: dict[str, Any], faces: list[dict[str, Any]]) -> RunFacts:
         frame_step=int(params.get("frame_step") or 1),
         frame_count=frame_count,
         duration=frame_count / fps if fps > 0 else 0.0,
-        video=summary.get("video") or params.get("video") or "?",
-        lost=[
-            (int(f["frames"][0]) / fps, int(f["frames"][1]) / fps)
-            for f in summary.get("failed_chunks") or []
-            if f.get("frames")
-        ],
+        video=summary.video or params.get("video") or "?",
+        lost=[(f.frames[0] / fps, f.frames[1] / fps) for f in summary.failed_chunks if f.frames],
     )

@@ -13,6 +13,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
+from facepipe.app.summary import Summary
+
 THUMBNAILS_PER_IDENTITY = 4
 #: identities beyond this many (least frequent last) get a single thumbnail, to bound video reads
 FULL_THUMBNAIL_IDENTITIES = 48
@@ -49,13 +51,13 @@ class Identity:
         return PALETTE[self.id % len(PALETTE)]
 
 
-def group_identities(summary: dict[str, Any], faces: list[dict[str, Any]]) -> list[Identity]:
+def group_identities(summary: Summary, faces: list[dict[str, Any]]) -> list[Identity]:
     """Every identity in the summary's counts or in the faces, most frequent first (then by id).
 
     The summary's count wins over the number of face lines, so the page agrees with
     ``summary.json`` even if ``faces.jsonl`` was trimmed.
     """
-    counts = {int(k): int(v) for k, v in (summary.get("counts") or {}).items()}
+    counts = {int(k): int(v) for k, v in summary.counts.items()}
     grouped: dict[int, list[dict[str, Any]]] = defaultdict(list)
     for face in faces:
         grouped[int(face["identity"])].append(face)

@@ -14,6 +14,7 @@ from facepipe.app.report.cards import people_section
 from facepipe.app.report.facts import RunFacts, run_facts
 from facepipe.app.report.formatting import esc, fmt_num, fmt_param, fmt_time
 from facepipe.app.report.identities import Identity
+from facepipe.app.summary import Summary
 
 
 def _asset(name: str) -> str:
@@ -42,47 +43,43 @@ def _headline(run: RunFacts, n_ids: int) -> str:
     return f"No faces found in {run.name}" if not n_ids else f"{people} found in {run.name}"
 
 
-def _subtitle(summary: dict[str, Any], run: RunFacts) -> str:
+def _subtitle(summary: Summary, run: RunFacts) -> str:
     """The video's path, length, size and rate, and the run id: which run this page is about."""
     size = f"{run.params['width']}x{run.params['height']}, " if run.params.get("width") else ""
-    runtimes = "; ".join(summary.get("runtimes") or [])
+    runtimes = "; ".join(summary.runtimes)
     return (
         f"{esc(run.video)} &middot; {fmt_time(run.duration)} long ({size}{run.fps:.2f} fps, "
-        f"{run.frame_count:,} frames) &middot; run {esc(summary.get('run_id', '?'))}"
+        f"{run.frame_count:,} frames) &middot; run {esc(summary.run_id or '?')}"
         + (f" &middot; models: {esc(runtimes)}" if runtimes else "")
     )
 
 
-def _tiles(summary: dict[str, Any], run: RunFacts, n_ids: int, n_faces: int) -> str:
+def _tiles(summary: Summary, run: RunFacts, n_ids: int, n_faces: int) -> str:
     """The key figures, big, at the top."""
-    people = summary.get("people", n_ids)
+    people = n_ids if summary.people is None else summary.people
     tiles = [
         (f"{people:,}", "people" if people == n_ids else f"people (+{n_ids - people} extras)"),
         (f"{n_faces:,}", "faces embedded"),
         (fmt_time(run.duration), "video duration"),
-        (f"{summary.get('frames_sampled', 0):,}", f"frames sampled (1 in {run.frame_step})"),
-        (f"{float(summary.get('elapsed_s') or 0):.1f} s", "processing time"),
+        (f"{summary.frames_sampled:,}", f"frames sampled (1 in {run.frame_step})"),
+        (f"{summary.elapsed_s:.1f} s", "processing time"),
     ]
     return "".join(f"<div class=tile><b>{v}</b><span>{esc(k)}</span></div>" for v, k in tiles)
 
 
-def _funnel(summary: dict[str, Any], run: RunFacts, n_ids: int) -> str:
+def _funnel(summary: Summary, run: RunFacts, n_ids: int) -> str:
     """Frames and faces stage by stage, so a drop (blur, lost chunks, thresholds) shows where it happens."""
     stages = [
         ("frames in video", run.frame_count, False),
-        ("frames read", summary.get("frames_read", 0), False),
-        ("sampled", summary.get("frames_sampled", 0), False),
-        ("blurry (skipped)", summary.get("frames_blurry", 0), False),
-        ("lost", summary.get("frames_lost", 0), bool(summary.get("frames_lost"))),
-        ("faces detected", summary.get("faces_detected", 0), False),
-        ("embedded", summary.get("faces_embedded", 0), False),
-        *(
-            [("rejected (no face)", summary["faces_rejected"], False)]
-            if summary.get("faces_rejected")
-            else []
-        ),
-        *([("shots", summary["shots"], False)] if summary.get("shots") else []),
-        ("identities", summary.get("identities", n_ids), False),
+        ("frames read", summary.frames_read, False),
+        ("sampled", summary.frames_sampled, False),
+        ("blurry (skipped)", summary.frames_blurry, False),
+        ("lost", summary.frames_lost, bool(summary.frames_lost)),
+        ("faces detected", summary.faces_detected, False),
+        ("embedded", summary.faces_embedded, False),
+        *([("rejected (no face)", summary.faces_rejected, False)] if summary.faces_rejected else []),
+        *([("shots", summary.shots, False)] if summary.shots else []),
+        ("identities", n_ids if summary.identities is None else summary.identities, False),
     ]
     return '<span class=arrow aria-hidden="true">&rsaquo;</span>'.join(
         f'<div class="stage{" warn" if warn else ""}"><b>{fmt_num(v)}</b><span>{esc(k)}</span></div>'
@@ -90,19 +87,19 @@ def _funnel(summary: dict[str, Any], run: RunFacts, n_ids: int) -> str:
     )
 
 
-def _lost_banner(summary: dict[str, Any], run: RunFacts) -> str:
+def _lost_banner(summary: Summary, run: RunFacts) -> str:
     """Lost chunks, by frame range and reason: their faces are missing from every figure."""
-    failed = summary.get("failed_chunks") or []
+    failed = [f for f in summary.failed_chunks if f.frames]
     if not failed:
         return ""
     ranges = ", ".join(
-        f"frames {f['frames'][0]}-{f['frames'][1] - 1} ({fmt_time(f['frames'][0] / run.fps)}-"
-        f"{fmt_time(f['frames'][1] / run.fps)}): {esc(f.get('reason', '?'))}"
+        f"frames {f.frames[0]}-{f.frames[1] - 1} ({fmt_time(f.frames[0] / run.fps)}-"
+        f"{fmt_time(f.frames[1] / run.fps)}): {esc(f.reason or '?')}"
         for f in failed
     )
     return (
         f"<div class='banner bad'><b>{len(failed)} chunk(s) lost</b> "
-        f"({summary.get('frames_lost', 0)} sampled frames); faces there are missing, shown in "
+        f"({summary.frames_lost} sampled frames); faces there are missing, shown in "
         f"red on the timelines. {ranges}</div>"
     )
 
@@ -146,12 +143,12 @@ def _shell(headline: str, main: str) -> str:
 
 
 def render_report(
-    summary: dict[str, Any],
+    summary: Summary,
     faces: list[dict[str, Any]],
     identities: list[Identity],
     video_note: str | None,
 ) -> str:
-    """The page's HTML from the run's figures and identities (crops already attached)."""
+    """The page's HTML from the run's figures and identities (thumbnails already attached)."""
     run = run_facts(summary, faces)
     n_ids = len(identities)
     headline = _headline(run, n_ids)

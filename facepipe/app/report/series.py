@@ -12,7 +12,8 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from facepipe.app.report.build import _write_atomically, read_outputs
+from facepipe.app.files import write_atomically
+from facepipe.app.report.build import read_json_outputs
 from facepipe.app.report.formatting import esc, fmt_time
 from facepipe.app.report.identities import PALETTE, pick_faces
 from facepipe.app.report.page import _shell
@@ -115,7 +116,7 @@ def render_series_report(
 
 def build_series_report(series_dir: Path) -> Path:
     """Write ``series_dir/report.html`` from the series outputs; crops from each episode's video."""
-    summary, faces = read_outputs(Path(series_dir))
+    summary, faces = read_json_outputs(Path(series_dir))
     chosen = {
         person: _person_thumbnails(person_faces, 4 if rank <= FULL_CROP_PEOPLE else 1)
         for rank, (person, person_faces) in enumerate(_ranked_people(summary, faces).items(), 1)
@@ -128,5 +129,5 @@ def build_series_report(series_dir: Path) -> Path:
     for video, group in by_video.items():
         crops.update(read_thumbnails(video, group)[0])
     target = Path(series_dir) / "report.html"
-    _write_atomically(target, render_series_report(summary, chosen, crops))
+    write_atomically(target, render_series_report(summary, chosen, crops).encode())
     return target
