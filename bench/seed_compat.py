@@ -66,9 +66,15 @@ def run(video: Path, step: int, out: Path, flags: list[str], code: Path | None =
     env = {k: v for k, v in os.environ.items() if not k.startswith("FACEPIPE_")}
     if code is not None:
         env["PYTHONPATH"] = str(code)
-    cmd = [str(Path(sys.executable).with_name("facepipe")), "run", str(video), "--frame-step", str(step)]
+    # the revision's own entry point (checkout_rev's bin/facepipe): the venv's imports today's layout
+    exe = code / "bin" / "facepipe" if code is not None else Path(sys.executable).with_name("facepipe")
+    cmd = [str(exe), "run", str(video), "--frame-step", str(step)]
     done = subprocess.run(
-        [*cmd, "--out", str(out), "--no-progress", *flags], capture_output=True, text=True, env=env, cwd=ROOT
+        [*cmd, "--out", str(out), "--no-progress", *flags],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=code or ROOT,  # Celery imports celeryconfig and tasks from the working folder first
     )
     if done.returncode != 0:
         raise SystemExit(f"seed_compat: {' '.join(cmd + flags)} failed: {done.stderr[-800:]}")

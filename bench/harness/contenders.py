@@ -64,9 +64,27 @@ def parse_contenders(args: argparse.Namespace) -> list[Contender]:
     return contenders
 
 
-def facepipe_cmd(args: argparse.Namespace, out: Path, contender: Contender | None = None) -> list[str]:
+def facepipe_exe(contender: Contender | None = None) -> str:
+    """The ``facepipe`` command a contender runs: a git revision's own entry point
+    (:func:`checkout_rev`'s ``bin/facepipe``), else this venv's script. The venv's script imports
+    the working tree's module layout, so it cannot start a revision whose layout differs."""
+    if contender is not None and contender.code_dir:
+        launcher = Path(contender.code_dir) / "bin" / "facepipe"
+        if launcher.exists():
+            return str(launcher)
     exe = Path(sys.executable).with_name("facepipe")
-    cmd = [str(exe) if exe.exists() else "facepipe", "run", str(args.video)]
+    return str(exe) if exe.exists() else "facepipe"
+
+
+def facepipe_cwd(contender: Contender | None = None) -> str | None:
+    """Where a contender's ``facepipe run`` starts: a git revision's checkout (Celery imports
+    ``celeryconfig`` and ``tasks`` from the working folder before ``PYTHONPATH``, and today's
+    ``celeryconfig.py`` imports today's layout), else None (the repository root)."""
+    return contender.code_dir if contender is not None and contender.rev else None
+
+
+def facepipe_cmd(args: argparse.Namespace, out: Path, contender: Contender | None = None) -> list[str]:
+    cmd = [facepipe_exe(contender), "run", str(args.video)]
     cmd += ["--frame-step", str(args.frame_step), "--out", str(out)]
     cmd += ["--sim-thresh", str(args.sim_thresh), "--refine-limit", str(args.refine_limit)]
     if contender is not None and contender.seed_mode:
@@ -118,7 +136,8 @@ def snapshot_code(workdir: Path) -> dict[str, Any]:
 
 
 def checkout_rev(workdir: Path, rev: str) -> str:
-    """facepipe/, tasks/ and celeryconfig.py of git revision ``rev``, unpacked under ``workdir``."""
+    """facepipe/, tasks/ and celeryconfig.py of git revision ``rev``, unpacked under ``workdir``,
+    with ``bin/facepipe``: the revision's own ``facepipe`` entry point (from its pyproject.toml)."""
     import io
     import tarfile
 
@@ -131,6 +150,16 @@ def checkout_rev(workdir: Path, rev: str) -> str:
     ).stdout
     with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
         tar.extractall(code, filter="data")
+    entry = re.search(r'^facepipe\s*=\s*"([\w.]+):(\w+)"', _git("show", f"{rev}:pyproject.toml"), re.M)
+    if entry is None:
+        raise SystemExit(f"bench: git {rev}: no facepipe entry point in pyproject.toml")
+    module, function = entry.groups()
+    launcher = code / "bin" / "facepipe"
+    launcher.parent.mkdir(parents=True, exist_ok=True)
+    launcher.write_text(
+        f"#!{sys.executable}\nimport sys\n\nfrom {module} import {function}\n\nsys.exit({function}())\n"
+    )
+    launcher.chmod(0o755)
     return str(code)
 
 
@@ -147,10 +176,11 @@ def prepare_code(
         if contender.rev:
             contender.code_dir = checkout_rev(workdir, contender.rev)
         helptext = subprocess.run(
-            facepipe_cmd(args, workdir / "unused")[:2] + ["--help"],
+            [facepipe_exe(contender), "run", "--help"],
             capture_output=True,
             text=True,
             env=code_env(args, contender),
+            cwd=facepipe_cwd(contender),
         ).stdout
         # --clustering seed where facepipe has it (with the default --clustering tracks,
         # --merge-thresh 0 would leave every face track its own identity), else switch off
@@ -220,6 +250,7 @@ def run_b(
         "cli",
         hook=hook,
         env=contender_env(args, contender),
+        cwd=facepipe_cwd(contender),
     )
     summary = json.loads((workdir / "out" / "summary.json").read_text())
     t0 = result["launch_epoch"]

@@ -220,9 +220,15 @@ def _cpu_pressure_us() -> int:
 
 
 def launch(
-    cmd: list[str], workdir: Path, role: str, hook: Any = None, env: dict | None = None
+    cmd: list[str],
+    workdir: Path,
+    role: str,
+    hook: Any = None,
+    env: dict | None = None,
+    cwd: str | Path | None = None,
 ) -> dict[str, Any]:
-    """Run ``cmd`` to completion; wall time, rusage of the tree, sampled RSS/CPU per role.
+    """Run ``cmd`` (in ``cwd``, default the repository root) to completion; wall time, rusage of
+    the tree, sampled RSS/CPU per role.
 
     Also how busy the rest of the machine was meanwhile (``other_cores``: CPU the machine
     spent outside this tree, in cores) and the share of time some task waited for a CPU
@@ -234,7 +240,9 @@ def launch(
     with open(workdir / "stdout.txt", "wb") as out, open(workdir / "stderr.txt", "wb") as err:
         t_launch = time.time()
         started = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=env, cwd=ROOT)
+        proc = subprocess.Popen(
+            cmd, stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=env, cwd=cwd or ROOT
+        )
         sampler = TreeSampler(proc.pid, role, hook=hook).start()
         _, status, usage = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - started
