@@ -45,6 +45,7 @@ for path in (ROOT, ROOT / "bench"):
 import labelsets  # noqa: E402
 
 from facepipe.app.scores import evaluate_run  # noqa: E402
+from facepipe.app.summary import Summary  # noqa: E402
 from facepipe.clustering.evaluate import evaluate  # noqa: E402
 from facepipe.records import DIM  # noqa: E402
 
@@ -173,16 +174,16 @@ def tv_labels(workdir: Path) -> dict[str, dict[str, Any]]:
             if done.returncode != 0:
                 raise SystemExit(f"speed_accuracy: {' '.join(cmd)} failed: {done.stderr[-500:]}")
             scores = evaluate_run(out, labels)
-            summary = json.loads((out / "summary.json").read_text())
+            summary = Summary.read(out / "summary.json")
             results.setdefault(f"tv:{clip}@3", {})[variant] = {
-                "faces": summary["faces_embedded"],
+                "faces": summary.faces_embedded,
                 "labelled": scores["faces"],
-                "identities": summary["identities"],
+                "identities": summary.identities,
                 "found": scores["found"],
                 "true": scores["true"],
                 "bcubed_f": round(scores["bcubed"]["f1"], 4),
                 "pairwise_f": round(scores["pairwise"]["f1"], 4),
-                "det_input": "x".join(map(str, summary["params"]["det_input"])),
+                "det_input": "x".join(map(str, summary.params["det_input"])),
             }
     return results
 
