@@ -60,12 +60,13 @@ def _add_settings_flags(parser: argparse.ArgumentParser, names: list[str] | None
             group.add_argument(
                 _flag(name), dest=name, action=argparse.BooleanOptionalAction, default=None, help=help_text
             )
-        elif isinstance(field.annotation, type) and issubclass(field.annotation, Choice):
-            group.add_argument(
-                _flag(name), dest=name, default=None, choices=field.annotation.values(), help=help_text
-            )
         else:
-            metavar = "WxH" if name == "det_input" else name.split("_")[-1].upper()
+            # the settings model checks every value (a bad choice is its one-line error, as a bad
+            # number is), so choices are shown here, not enforced by argparse
+            if isinstance(field.annotation, type) and issubclass(field.annotation, Choice):
+                metavar = "{" + ",".join(field.annotation.values()) + "}"
+            else:
+                metavar = "WxH" if name == "det_input" else name.split("_")[-1].upper()
             group.add_argument(
                 _flag(name), dest=name, default=None, metavar=metavar, help=help_text, type=str
             )
