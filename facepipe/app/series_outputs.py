@@ -129,8 +129,6 @@ def format_series(summary: dict[str, Any], out: Path) -> str:
             f"  {ep['name']}: {ep['faces']} faces, {ep['identities']} identities{state[ep['status']]}"
         )
     for conflict in summary["conflicts"]:
-        lines.append(
-            f"  NOTE: {conflict['note']} (linkage {conflict['linkage']}); ids kept apart, decide by hand"
-        )
+        lines.append(f"  NOTE: {conflict['note']}")  # names both ids, the linkages, and what to do
     lines.append(f"  series: {out}/report.html, identities.csv, bank.npz, faces.jsonl, summary.json")
     return "\n".join(lines)
