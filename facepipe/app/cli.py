@@ -12,10 +12,10 @@ import os
 import signal
 import sys
 import time
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from facepipe import __version__
 from facepipe.errors import FacepipeError
 from facepipe.settings import GROUPS, Choice, Settings, group_of, load_settings
 
@@ -77,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="facepipe",
         description="Turn video into a per-person bank of face embeddings and appearance counts.",
     )
-    parser.add_argument("--version", action="version", version=f"facepipe {__version__}")
+    parser.add_argument("--version", action="version", version=f"facepipe {version('facepipe')}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     run = sub.add_parser(
