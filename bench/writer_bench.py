@@ -146,7 +146,7 @@ def bench_writer(client, n: int, kind: str, chunks: int, rounds: int, per_chunk:
     return {
         "identities_before": n,
         "faces": kind,
-        "identities_after": counters.identities,
+        "identities_after": counters.online_identities,
         "writer_cold_first_chunk_s": round(cold, 4),
         "writer_faces_per_s_rounds": [round(x, 1) for x in rates],
         "writer_ops_per_s": round(statistics.median(rates), 1),
