@@ -112,7 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     evaluate = sub.add_parser(
         "eval",
-        help="score a finished run against labels (pairwise and BCubed precision/recall/F)",
+        help="score a finished run against labels (BCubed and pairwise P/R/F, each person's count error)",
         description="Score OUT_DIR's faces.jsonl against LABELS, a JSON list of {frame, bbox, label} "
         "(faces matched by box overlap; unmatched faces are unknown and excluded), as "
         "bench/labelsets.py writes.",
