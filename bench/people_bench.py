@@ -39,8 +39,10 @@ view and lose on none (``accuracy.verdict``: a loss is BCubed or pairwise F lowe
 oracle that may pick a different peer on each view), and the views lost to it.
 
 ``--sweep``: the neighbourhood step's three constants (``floor``, ``margin``, ``weak_norm`` of
-:func:`facepipe.clustering.people.cluster_tracks`) over a grid, on every view but the season
-(the series pass uses the module's constants): W/T/L of each setting against the previous default.
+:func:`facepipe.clustering.people.cluster_tracks`) over a grid (:func:`sweep_grid`: every margin x
+weak norm at the default floor, every floor at the default margin and weak norm), on every view
+but the season (the series pass uses the module's constants): W/T/L of each setting against the
+previous default.
 """
 
 from __future__ import annotations
@@ -367,61 +369,80 @@ def decision_lines(d: dict[str, Any]) -> list[str]:
 # ---------------------------------------------------------------- the sweep
 
 
+def sweep_grid() -> list[tuple[float, float, float]]:
+    """(floor, margin, weak_norm): every margin x weak norm at the default floor, then every floor at
+    the default margin and weak norm."""
+    grid = [(FLOOR, m, w) for w in SWEEP_NORMS for m in SWEEP_MARGINS]
+    return grid + [(f, MARGIN, WEAK_NORM) for f in SWEEP_FLOORS if abs(f - FLOOR) > 1e-9]
+
+
+def setting(floor: float, margin: float, weak: float) -> str:
+    return f"{floor:.2f}/{margin:.2f}/{weak:g}"
+
+
 def sweep(views: dict[str, accuracy.View], keys: list[str]) -> dict[str, Any]:
-    """W/T/L against the previous default of every (floor, margin, weak_norm) on the grid."""
+    """W/T/L against the previous default of every (floor, margin, weak_norm) of :func:`sweep_grid`."""
     cases = {k: people_cases.writer_case(views[k]) for k in keys}
     scored: dict[str, dict[str, Any]] = {}
     base = {}
     for k, c in cases.items():
         labels = cluster_tracks(c["tracks"], c["frames"], c["embeddings"], c["suspect"], 0.25)
         base[k] = accuracy.score_labels(labels, c["labels"])
-    for floor in SWEEP_FLOORS:
-        for margin in SWEEP_MARGINS:
-            for weak in SWEEP_NORMS:
-                per = {}
-                for k, c in cases.items():
-                    labels = cluster_tracks(
-                        c["tracks"], c["frames"], c["embeddings"], c["suspect"], 0.25, c["norms"],
-                        floor=floor, margin=margin, weak_norm=weak,
-                    )  # fmt: skip
-                    per[k] = accuracy.score_labels(labels, c["labels"])
-                t = accuracy.tally(per, lambda k: base[k], keys)
-                scored[f"{floor:.2f}/{margin:.2f}/{weak:g}"] = {
-                    "floor": floor,
-                    "margin": margin,
-                    "weak_norm": weak,
-                    "win": len(t["win"]),
-                    "tie": t["tie"],
-                    "loss": t["loss"],
-                    "mean_f": float(np.mean([per[k]["bcubed"]["f1"] for k in keys])),
-                    "over_5pct": int(sum(per[k]["over_5pct"] for k in keys)),
-                }
-        print(f"people_bench: sweep floor {floor:.2f} done", file=sys.stderr, flush=True)
+    for floor, margin, weak in sweep_grid():
+        per = {}
+        for k, c in cases.items():
+            labels = cluster_tracks(
+                c["tracks"], c["frames"], c["embeddings"], c["suspect"], 0.25, c["norms"],
+                floor=floor, margin=margin, weak_norm=weak,
+            )  # fmt: skip
+            per[k] = accuracy.score_labels(labels, c["labels"])
+        t = accuracy.tally(per, lambda k: base[k], keys)
+        scored[setting(floor, margin, weak)] = {
+            "floor": floor,
+            "margin": margin,
+            "weak_norm": weak,
+            "win": len(t["win"]),
+            "tie": t["tie"],
+            "loss": t["loss"],
+            "mean_f": float(np.mean([per[k]["bcubed"]["f1"] for k in keys])),
+            "over_5pct": int(sum(per[k]["over_5pct"] for k in keys)),
+        }
+        print(
+            f"people_bench: sweep {setting(floor, margin, weak)}: {len(t['win'])}/{len(t['loss'])}",
+            file=sys.stderr,
+            flush=True,
+        )
     return scored
 
 
 def sweep_tables(scored: dict[str, Any], views: int) -> str:
-    out = [f"W/L against the previous default on {views} views (the season left out), per floor:\n"]
-    for floor in SWEEP_FLOORS:
-        mark = " (the default)" if abs(floor - FLOOR) < 1e-9 else ""
-        out.append(f"floor {floor:.2f}{mark}\n")
-        out.append("| weak norm \\ margin | " + " | ".join(f"{m:.2f}" for m in SWEEP_MARGINS) + " |")
-        out.append("|---|" + "---|" * len(SWEEP_MARGINS))
-        for weak in SWEEP_NORMS:
-            cells = []
-            for margin in SWEEP_MARGINS:
-                s = scored[f"{floor:.2f}/{margin:.2f}/{weak:g}"]
-                text = f"{s['win']}/{len(s['loss'])}"
-                if abs(margin - MARGIN) < 1e-9 and weak == WEAK_NORM and abs(floor - FLOOR) < 1e-9:
-                    text = f"**{text}**"
-                cells.append(text)
-            out.append(f"| {weak:g} | " + " | ".join(cells) + " |")
-        out.append("")
-    best = max(s["win"] for s in scored.values() if not s["loss"])
+    out = [
+        f"W/L against the previous default on {views} views (the season left out: the series pass uses "
+        f"the module's constants); floor {FLOOR:.2f}:\n",
+        "| weak norm \\ margin | " + " | ".join(f"{m:.2f}" for m in SWEEP_MARGINS) + " |",
+        "|---|" + "---|" * len(SWEEP_MARGINS),
+    ]
+    for weak in SWEEP_NORMS:
+        cells = []
+        for margin in SWEEP_MARGINS:
+            s = scored[setting(FLOOR, margin, weak)]
+            text = f"{s['win']}/{len(s['loss'])}"
+            cells.append(f"**{text}**" if abs(margin - MARGIN) < 1e-9 and weak == WEAK_NORM else text)
+        out.append(f"| {weak:g} | " + " | ".join(cells) + " |")
+    out += ["", f"floor, at margin {MARGIN:.2f} and weak norm {WEAK_NORM:g}:", ""]
+    out.append("| floor | " + " | ".join(f"{f:.2f}" for f in SWEEP_FLOORS) + " |")
+    out.append("|---|" + "---|" * len(SWEEP_FLOORS))
+    cells = []
+    for f in SWEEP_FLOORS:
+        s = scored[setting(f, MARGIN, WEAK_NORM)]
+        cells.append(f"{s['win']}/{len(s['loss'])}")
+    out.append("| W/L | " + " | ".join(cells) + " |")
+    losses = {k: s["loss"] for k, s in scored.items() if s["loss"]}
+    out += ["", "losses of the settings that lose (floor/margin/weak norm: views):", ""]
+    out += [f"- {k}: {', '.join(v)}" for k, v in losses.items()]
+    best = max((s["win"] for s in scored.values() if not s["loss"]), default=0)
     top = [k for k, s in scored.items() if not s["loss"] and s["win"] == best]
-    out.append(
-        f"settings with 0 losses and the most wins ({best}): {', '.join(top)} (floor/margin/weak norm)"
-    )
+    out.append(f"\nsettings with 0 losses and the most wins ({best}): {', '.join(top)}")
     return "\n".join(out)
 
 
