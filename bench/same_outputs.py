@@ -37,7 +37,7 @@ import orjson
 ROOT = Path(__file__).resolve().parents[1]
 VIDEOS = ROOT.parent / "shared" / "data" / "videos"
 #: summary.json fields that measure time or name the run: they differ between any two runs
-VOLATILE = ("elapsed_s", "stage_seconds", "run_id")
+VOLATILE = ("elapsed_s", "stage_seconds", "cpu_seconds", "cpu_ms_per_frame", "cpu_ms_per_face", "run_id")
 
 
 def _cli_module(code: Path) -> str:

@@ -56,10 +56,12 @@ class Backend(Choice):
 
 
 class Precision(Choice):
-    """``--precision``: the models' arithmetic."""
+    """``--precision``: the models' arithmetic (:func:`facepipe.inference.runtimes.model_precision`)."""
 
+    auto = "auto"
     fp32 = "fp32"
     bf16 = "bf16"
+    int8 = "int8"
 
 
 class Providers(Choice):
@@ -270,10 +272,12 @@ class RuntimeSettings(BaseModel):
         "Runtime), onnxruntime, openvino",
     )
     precision: Precision = setting(
-        Precision.fp32,
+        Precision.auto,
         "speed: inference runtime and decoding",
-        "model arithmetic: fp32, or bf16 (OpenVINO on a CPU with native bf16; faster, "
-        "embeddings within ~0.003 cosine)",
+        "model arithmetic: auto (ArcFace in bf16 where the CPU computes bf16 natively, SCRFD in "
+        "fp32: measured to change no face or identity), fp32, bf16 (both models; SCRFD then moves "
+        "a few faces), int8 (ArcFace quantized with NNCF at first use and cached; SCRFD in fp32; "
+        "needs pip install 'facepipe[int8]')",
     )
 
 

@@ -77,12 +77,12 @@ def _model(kind: type[FaceModel], explicit: str | None, backend: str, precision:
     ).load()
 
 
-def detector(explicit: str | None, backend: str = "auto", precision: str = "fp32") -> FaceDetector:
+def detector(explicit: str | None, backend: str = "auto", precision: str = "auto") -> FaceDetector:
     """This process's detector: the run's ``--det-model``, else the worker's."""
     return _model(FaceDetector, explicit, backend, precision)  # type: ignore[return-value]
 
 
-def embedder(explicit: str | None, backend: str = "auto", precision: str = "fp32") -> FaceEmbedder:
+def embedder(explicit: str | None, backend: str = "auto", precision: str = "auto") -> FaceEmbedder:
     """This process's embedder: the run's ``--rec-model``, else the worker's."""
     return _model(FaceEmbedder, explicit, backend, precision)  # type: ignore[return-value]
 

@@ -58,10 +58,12 @@ def redis_client(server: EmbeddedServer):
 
 @pytest.fixture(scope="session")
 def workers(server: EmbeddedServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedWorkers]:
-    """Real Celery workers (detect, embed, writer) on the session server."""
+    """Real Celery workers (detect, embed, writer) on the session server, each detect worker with
+    the detector only, as a fleet's are: crops travel to the embed worker as PNG in an embed
+    message (the embedded default embeds where it detects; tests compare the two paths' runs)."""
     logs = tmp_path_factory.mktemp("worker-logs")
     pool = EmbeddedWorkers(server.url, logs, logs, "tests")
-    pool.start({"detect": 1, "embed": 1, "writer": 1}, {"FACEPIPE_ORT_THREADS": "1"})
+    pool.start({"detect": 1, "embed": 1, "writer": 1}, {"FACEPIPE_ORT_THREADS": "1"}, fuse=False)
     try:
         yield pool
     finally:

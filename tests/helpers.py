@@ -75,9 +75,9 @@ def assert_consistent(summary: dict, faces: list[dict]) -> None:
     assert frames == sorted(frames)
 
 
-def reference_models(backend: str = "auto", precision: str = "fp32"):
-    """The models a default run's workers load (``--backend auto`` resolves per model the same
-    way here), on one thread as the embedded workers run them on two cores."""
+def reference_models(backend: str = "auto", precision: str = "auto"):
+    """The models a default run's workers load (``--backend auto`` and ``--precision auto``
+    resolve per model the same way here), on one thread as the embedded workers run them."""
     from facepipe.inference.detector import FaceDetector
     from facepipe.inference.embedder import FaceEmbedder
 

@@ -109,7 +109,7 @@ def test_both_backends_find_the_same_faces() -> None:
 
 def test_bf16_where_it_cannot_run_is_one_clear_line(t1_video) -> None:
     with pytest.raises(
-        FacepipeError, match=r"^--precision bf16: this CPU has no native bf16.*--precision fp32$"
+        FacepipeError, match=r"^--precision bf16: this CPU has no native bf16.*--precision auto$"
     ):
         resolve_runtime("auto", "bf16", capabilities=("FP32", "INT8"))
     # A remote worker on such a CPU runs fp32 and says so (the run's summary lists it).
@@ -129,10 +129,12 @@ def test_bf16_where_it_cannot_run_is_one_clear_line(t1_video) -> None:
 def test_auto_backend_takes_the_faster_runtime_per_model_and_the_summary_says_so(t1_video, tmp_path) -> None:
     from tests.helpers import read_run
 
-    detect = resolve_runtime("auto", "fp32", "cpu", kind="detector")
-    embed = resolve_runtime("auto", "fp32", "cpu", kind="embedder")
+    detect = resolve_runtime("auto", "auto", "cpu", kind="detector")
+    embed = resolve_runtime("auto", "auto", "cpu", kind="embedder")
     if openvino_installed() and platform.machine() == "x86_64":
         assert (detect.backend, embed.backend) == ("onnxruntime", "openvino")  # bench/models_bench.py
+        assert detect.precision == "fp32"
+        assert embed.precision == ("bf16" if "BF16" in cpu_capabilities() else "fp32")
     else:
         assert detect.backend == embed.backend == "onnxruntime"
     proc = facepipe("run", str(t1_video), "--frame-step", "6", "--out", str(tmp_path), "--no-progress")
@@ -140,4 +142,93 @@ def test_auto_backend_takes_the_faster_runtime_per_model_and_the_summary_says_so
     summary, _ = read_run(tmp_path)
     assert summary["runtimes"] == [f"detect: {detect.describe()}", f"embed: {embed.describe()}"]
     assert f"models: detect: {detect.describe()}" in proc.stdout
-    assert summary["params"]["backend"] == "auto" and summary["params"]["precision"] == "fp32"
+    assert summary["params"]["backend"] == "auto" and summary["params"]["precision"] == "auto"
+
+
+def test_alignment_is_insightfaces_norm_crop_bit_for_bit() -> None:
+    """facepipe's norm_crop drops scikit-image, not a bit: the same matrices and crops as
+    InsightFace's on real landmarks (t1.jpg, mirrored too) and thousands of random ones."""
+    import warnings
+
+    import numpy as np
+    from insightface.utils import face_align
+
+    from facepipe.inference.align import ARCFACE_TEMPLATE, norm_crop, umeyama
+
+    image = insightface_image()
+    detector = FaceDetector(resolve_model("detector"), 1, "cpu", "onnxruntime", "fp32")
+    sets = [f.kps for f in detector.detect(image, min_face=0)]
+    sets += [f.kps for f in detector.detect(image[:, ::-1].copy(), min_face=0)]
+    rng = np.random.default_rng(0)
+    for _ in range(2000):
+        kps = ARCFACE_TEMPLATE * rng.uniform(0.3, 4) + rng.uniform(0, 400, 2) + rng.normal(0, 4, (5, 2))
+        sets.append((kps[:, ::-1] if rng.random() < 0.2 else kps).astype(np.float32))
+    for kps in sets:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            expected_matrix = face_align.estimate_norm(kps, 112)
+            expected_crop = face_align.norm_crop(image, kps, 112)
+        assert np.array_equal(umeyama(kps, ARCFACE_TEMPLATE)[0:2, :], expected_matrix)
+        assert np.array_equal(norm_crop(image, kps), expected_crop)
+
+
+def test_scrfd_decoding_kept_anchors_only_equals_insightfaces(t1_video) -> None:
+    """The detector decodes boxes and landmarks of the anchors above the threshold only: the
+    same faces as InsightFace's own SCRFD.forward, bit for bit, at both input sizes."""
+    import types
+
+    import cv2
+    import numpy as np
+    from insightface.model_zoo.scrfd import SCRFD
+
+    from facepipe.inference.detector import _forward
+
+    frames = [insightface_image()]
+    cap = cv2.VideoCapture(str(t1_video))
+    while len(frames) < 12:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        frames.append(frame)
+    cap.release()
+    for backend in ("onnxruntime", "openvino"):
+        net = FaceDetector(resolve_model("detector"), 1, "cpu", backend, "fp32").load()._net
+        for frame in frames:
+            for size in ((640, 384), (640, 640)):
+                for threshold in (0.5, 0.7):
+                    net.forward = types.MethodType(_forward, net)
+                    ours = net.detect(frame, input_size=size, det_thresh=threshold)
+                    net.forward = types.MethodType(SCRFD.forward, net)
+                    theirs = net.detect(frame, input_size=size, det_thresh=threshold)
+                    assert np.array_equal(ours[0], theirs[0]) and np.array_equal(ours[1], theirs[1])
+
+
+def test_int8_arcface_is_built_once_cached_and_close_to_fp32(tmp_path, monkeypatch) -> None:
+    """--precision int8: ArcFace quantized at first use from photos the dependencies ship, cached
+    (a second load quantizes nothing), its embeddings close to fp32's and the six people of t1.jpg
+    still six; SCRFD stays fp32."""
+    import numpy as np
+
+    from facepipe.inference.align import align
+    from facepipe.inference.int8 import int8_model, nncf_installed
+
+    if not nncf_installed():
+        pytest.skip("nncf is not installed (pip install 'facepipe[int8]'); int8 cannot be built")
+    monkeypatch.setenv("FACEPIPE_MODEL_CACHE", str(tmp_path / "models"))
+    image = insightface_image()
+    detector = FaceDetector(resolve_model("detector"), 1, "cpu", "auto", "int8")
+    crops = [align(image, face) for face in detector.detect(image, min_face=0)]
+    assert detector.runtime is not None and detector.runtime.precision == "fp32"
+    int8 = FaceEmbedder(resolve_model("embedder"), 1, "cpu", "auto", "int8")
+    quantized = int8.embed(crops)
+    assert int8.runtime is not None and int8.runtime.describe() == "openvino int8 on CPU"
+    built = int8_model(resolve_model("embedder"))
+    stamp = built.stat().st_mtime_ns
+    assert built.parent == tmp_path / "models" and built.with_suffix(".bin").is_file()
+    again = FaceEmbedder(resolve_model("embedder"), 1, "cpu", "auto", "int8").embed(crops)
+    assert int8_model(resolve_model("embedder")).stat().st_mtime_ns == stamp  # loaded, not rebuilt
+    np.testing.assert_array_equal(again, quantized)
+    reference = FaceEmbedder(resolve_model("embedder"), 1, "cpu", "openvino", "fp32").embed(crops)
+    cosines = np.sum(quantized * reference, axis=1)
+    assert len(crops) == 6 and cosines.min() > 0.97
+    assert (np.argmax(quantized @ reference.T, axis=1) == np.arange(6)).all()

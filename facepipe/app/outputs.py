@@ -16,7 +16,7 @@ import numpy as np
 from facepipe.app.banks import write_run_bank
 from facepipe.app.files import write_atomically
 from facepipe.app.report.build import build_report
-from facepipe.app.summary import DecodeFigures, Summary
+from facepipe.app.summary import DecodeFigures, Summary, unit_costs
 from facepipe.clustering.final import FinalIdentities
 from facepipe.distributed.store import RunStore
 from facepipe.distributed.writer import finalise
@@ -114,6 +114,9 @@ def build_summary(store: RunStore, elapsed_s: float, final: FinalIdentities) -> 
     meta = store.meta()
     counters = store.counters()
     params = meta.get("params", {})
+    timings = store.timings()
+    wall = {k: v for k, v in timings.items() if not k.startswith("cpu_")}
+    cpu = {k.removeprefix("cpu_"): v for k, v in timings.items() if k.startswith("cpu_")}
     tracks = params.get("clustering") == Clustering.tracks
     return Summary(
         run_id=store.run_id,
@@ -134,7 +137,9 @@ def build_summary(store: RunStore, elapsed_s: float, final: FinalIdentities) -> 
         rejected_faces=[
             {"frame": face.frame, "bbox": face.bbox, "det_score": face.det_score} for face in final.rejected
         ],
-        stage_seconds=store.timings(),
+        stage_seconds=wall,
+        cpu_seconds=cpu,
+        **unit_costs(cpu, counters.frames_read, counters.frames_sampled, counters.faces_embedded),
         runtimes=store.runtimes(),
         decode=DecodeFigures.of(counters.frames_read, params),
         failed_chunks=store.failed(),

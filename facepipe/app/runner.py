@@ -38,6 +38,7 @@ from facepipe.distributed.stages import Send
 from facepipe.distributed.store import RunStore, connect, ping
 from facepipe.errors import FacepipeError, ModelLoadError
 from facepipe.inference.files import resolve_model
+from facepipe.inference.int8 import int8_model
 from facepipe.inference.runtimes import execution_providers, resolve_runtime
 from facepipe.media.plan import Plan, plan
 from facepipe.media.probe import probe
@@ -147,13 +148,21 @@ def _check_runtime(settings: Settings, embedded: bool) -> None:
     """Refuse a backend/precision request that cannot run, in one line, before anything starts.
 
     Embedded workers run on this host, so its CPU decides (bf16 where the CPU has none is an
-    error). Remote workers decide on their own hosts; only what no host could run fails here,
-    and a worker without bf16 runs fp32 and the summary says so.
+    error, and an int8 ArcFace that cannot be built here). Remote workers decide on their own
+    hosts; only what no host could run fails here, and a worker without bf16 runs fp32 and the
+    summary says so.
     """
     if embedded:
-        resolve_runtime(settings.backend, settings.precision, settings.providers, strict=True)
-    elif settings.precision == "bf16" and settings.backend == "onnxruntime":
-        raise ModelLoadError("--precision bf16 needs --backend openvino (or auto); use --precision fp32")
+        for kind in ("detector", "embedder"):
+            runtime = resolve_runtime(
+                settings.backend, settings.precision, settings.providers, strict=True, kind=kind
+            )
+            if runtime.precision == "int8":
+                int8_model(resolve_model(kind, settings.rec_model))  # built now, once, or a one-line error
+    elif settings.precision in ("bf16", "int8") and settings.backend == "onnxruntime":
+        raise ModelLoadError(
+            f"--precision {settings.precision} needs --backend openvino (or auto); use --precision auto"
+        )
 
 
 def _embedded_worker_env(settings: Settings) -> dict[str, str]:

@@ -61,6 +61,21 @@ class DecodeFigures(BaseModel):
         )
 
 
+def unit_costs(cpu: dict[str, float], decoded: int, sampled: int, faces: int) -> dict[str, dict[str, float]]:
+    """``cpu_ms_per_frame`` and ``cpu_ms_per_face`` from the stages' CPU seconds (:class:`Summary`)."""
+
+    def per(stage: str, n: int) -> float | None:
+        return round(1000 * cpu[stage] / n, 3) if stage in cpu and n else None
+
+    frame = {"decode": per("decode", decoded), "decode_per_sampled": per("decode", sampled)}
+    frame |= {stage: per(stage, sampled) for stage in ("signature", "blur", "detect")}
+    face = {stage: per(stage, faces) for stage in ("align", "embed")}
+    return {
+        "cpu_ms_per_frame": {k: v for k, v in frame.items() if v is not None},
+        "cpu_ms_per_face": {k: v for k, v in face.items() if v is not None},
+    }
+
+
 class Summary(BaseModel):
     """A finished run's figures (the README's "What a run leaves" lists each field)."""
 
@@ -91,8 +106,15 @@ class Summary(BaseModel):
     shots: int | None = None
     tracks: int | None = None
     rejected_faces: list[RejectedFace] = Field(default_factory=list)
-    #: the workers' own timers per stage, summed over chunks
+    #: the workers' own timers per stage, summed over chunks: wall seconds (with the waits for a
+    #: core), and CPU seconds (what each stage cost)
     stage_seconds: dict[str, float] = Field(default_factory=dict)
+    cpu_seconds: dict[str, float] = Field(default_factory=dict)
+    #: CPU milliseconds per unit: ``decode`` per decoded frame, ``signature``/``blur``/``detect``
+    #: per sampled frame (and ``decode_per_sampled``); ``align`` (with the crop and thumbnail
+    #: encodings) and ``embed`` per face
+    cpu_ms_per_frame: dict[str, float] = Field(default_factory=dict)
+    cpu_ms_per_face: dict[str, float] = Field(default_factory=dict)
     runtimes: list[str] = Field(default_factory=list)
     decode: DecodeFigures = Field(default_factory=DecodeFigures)
     failed_chunks: list[LostChunk] = Field(default_factory=list)

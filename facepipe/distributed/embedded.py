@@ -169,20 +169,28 @@ class EmbeddedWorkers:
         self.run_tag = run_tag
         self.procs: dict[str, subprocess.Popen] = {}
 
-    def start(self, concurrency: dict[str, int], env: dict[str, str], debug: bool = False) -> None:
+    def start(
+        self, concurrency: dict[str, int], env: dict[str, str], debug: bool = False, fuse: bool = True
+    ) -> None:
         """``concurrency[queue]`` single-process (solo pool) workers per scalable queue, one writer.
 
         Separate solo workers rather than one prefork pool: a pool's parent process costs
         about 1.3 CPU s and 100 MB a run and does no model work. Each worker loads its models
         at start-up (``FACEPIPE_PRELOAD``), so the first chunk does not wait for them. An embed
-        worker also serves the detect queue when its own is empty (:data:`HELPS`).
+        worker also serves the detect queue when its own is empty (:data:`HELPS`). With
+        ``fuse`` every model worker loads both models, so whoever detects a chunk embeds it
+        too (``tasks/detect.py``): on one host there is nothing to gain from handing crops to
+        another process, and the PNG crops and embed messages are saved.
         """
         by_queue = {stage.queue: stage for stage in STAGES}
+        both = ",".join(stage.model for stage in STAGES if stage.model)
         for stage in STAGES:
             count = concurrency[stage.queue] if stage.scalable else 1
             helped = by_queue[HELPS[stage.queue]] if stage.queue in HELPS else None
             queues = ",".join(filter(None, [stage.queue, helped and helped.queue]))
             models = ",".join(filter(None, [stage.model, helped and helped.model]))
+            if fuse and stage.model:
+                models = both
             for i in range(count):
                 name = stage.queue if count == 1 else f"{stage.queue}-{i + 1}"
                 self.start_one(name, queues, 1, {"FACEPIPE_PRELOAD": models, **env}, debug)

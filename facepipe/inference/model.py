@@ -37,7 +37,7 @@ class FaceModel(ABC):
         threads: int = 0,
         providers: str = "auto",
         backend: str = "onnxruntime",
-        precision: str = "fp32",
+        precision: str = "auto",
     ) -> None:
         self.path = Path(path)
         self.threads = threads
@@ -54,7 +54,7 @@ class FaceModel(ABC):
         threads: int,
         providers: str,
         backend: str = "auto",
-        precision: str = "fp32",
+        precision: str = "auto",
     ) -> FaceModel:
         """The model a run or worker asked for (``explicit`` file, else found automatically)."""
         return cls(resolve_model(cls.kind, explicit), threads, providers, backend, precision)

@@ -2,7 +2,7 @@
 (:func:`make_session`).
 
 The one place that chooses how a network runs: ONNX Runtime (CPU, or CUDA where a GPU is
-present) or OpenVINO on the CPU (``--backend``), in fp32 or bf16 (``--precision``).
+present) or OpenVINO on the CPU (``--backend``), in fp32, bf16 or int8 (``--precision``).
 :func:`resolve_runtime` turns the request into what runs, and says so (:class:`Runtime`), so
 a run's summary can name it. Models (:mod:`facepipe.inference.model`) take any session with
 ONNX Runtime's interface; :class:`OpenVinoSession` gives OpenVINO that interface.
@@ -63,8 +63,9 @@ def execution_providers(choice: str = "auto") -> list[str]:
 
 # -- choosing the runtime ------------------------------------------------------------------
 
-#: OpenVINO's names for our precisions (its INFERENCE_PRECISION_HINT)
-OV_PRECISION = {"fp32": "f32", "bf16": "bf16"}
+#: OpenVINO's names for our precisions (its INFERENCE_PRECISION_HINT); an int8 model's
+#: quantized layers are int8 whatever the hint, the rest runs in f32
+OV_PRECISION = {"fp32": "f32", "bf16": "bf16", "int8": "f32"}
 
 
 @dataclass(frozen=True)
@@ -76,7 +77,7 @@ class Runtime:
     """
 
     backend: str  # 'onnxruntime' or 'openvino'
-    precision: str  # 'fp32' or 'bf16'
+    precision: str  # 'fp32', 'bf16' or 'int8'
     device: str  # 'CPU' or 'CUDA'
     note: str = ""
 
@@ -116,7 +117,7 @@ AUTO_CPU_FP32 = {"detector": "onnxruntime", "embedder": "openvino"}
 
 def resolve_runtime(
     backend: str = "auto",
-    precision: str = "fp32",
+    precision: str = "auto",
     providers: str = "auto",
     *,
     strict: bool = True,
@@ -126,45 +127,73 @@ def resolve_runtime(
     """Turn ``--backend``/``--precision``/``--providers`` into the :class:`Runtime` that runs
     model ``kind`` ('detector', 'embedder'; None: the embedder's choice).
 
-    ``auto`` is ONNX Runtime with CUDA where a GPU is usable (``--providers``); else, on an
-    x86-64 CPU with OpenVINO installed, the runtime measured faster for the model
-    (:data:`AUTO_CPU_FP32`; OpenVINO for both in bf16); else ONNX Runtime on the CPU. bf16
-    needs OpenVINO and a CPU with native bf16: where the CPU lacks
-    it, ``strict`` (the CLI, whose host is the embedded workers' host) raises a one-line
-    error; otherwise (a remote worker) the model runs in fp32 and :attr:`Runtime.note` says so.
-    ``capabilities`` replaces :func:`cpu_capabilities` (to decide for another CPU).
+    The backend: ``auto`` is ONNX Runtime with CUDA where a GPU is usable (``--providers``);
+    else, on an x86-64 CPU with OpenVINO installed, the runtime measured faster for the model
+    and precision (:data:`AUTO_CPU_FP32` in fp32; OpenVINO for bf16 and int8); else ONNX Runtime
+    on the CPU.
+
+    The precision (:func:`model_precision`): ``auto`` runs SCRFD in fp32 and ArcFace in bf16
+    where the CPU has native bf16 (fp32 elsewhere and on a GPU), which was measured to change
+    no face and no identity; ``int8`` runs ArcFace quantized (:mod:`facepipe.inference.int8`)
+    and SCRFD in fp32; ``fp32`` and ``bf16`` run both models so. bf16 and int8 need OpenVINO
+    on the CPU; ``bf16`` also a CPU with native bf16: where it lacks it, ``strict`` (the CLI,
+    whose host is the embedded workers' host) raises a one-line error; otherwise (a remote
+    worker) the model runs in fp32 and :attr:`Runtime.note` says so. ``capabilities``
+    replaces :func:`cpu_capabilities` (to decide for another CPU).
     """
     if backend not in Backend.values():
         raise ModelLoadError(f"unknown --backend {backend!r} (use {', '.join(Backend.values())})")
     if precision not in Precision.values():
         raise ModelLoadError(f"unknown --precision {precision!r} (use {', '.join(Precision.values())})")
-    backend, precision = str(backend), str(precision)
+    backend = str(backend)
     if backend == "openvino" and str(providers).lower() == "cuda":
         raise ModelLoadError("--providers cuda needs --backend onnxruntime or auto (OpenVINO runs on CPUs)")
     if backend == "openvino" and not openvino_installed():
         raise ModelLoadError("--backend openvino, but OpenVINO is not installed (pip install openvino)")
     cuda = backend != "openvino" and _cuda_wanted(providers)
+    caps = cpu_capabilities() if capabilities is None else capabilities
+    precision = model_precision(str(precision), kind, backend, cuda, caps)
+    x86 = platform.machine().lower() in ("x86_64", "amd64")
     if backend == "auto":
-        x86 = platform.machine().lower() in ("x86_64", "amd64")
         if cuda or not x86 or not openvino_installed():
             backend = "onnxruntime"
+        elif precision == "fp32":
+            backend = AUTO_CPU_FP32.get(kind or "embedder", "openvino")
         else:
-            backend = AUTO_CPU_FP32.get(kind or "embedder", "openvino") if precision == "fp32" else "openvino"
+            backend = "openvino"
     if precision == "fp32":
         return Runtime(backend, "fp32", "CUDA" if cuda else "CPU")
     if backend != "openvino":
         if cuda or not openvino_installed():
             why = "a GPU was chosen (CUDA runs fp32)" if cuda else "OpenVINO is not installed"
-            raise ModelLoadError(f"--precision bf16 needs OpenVINO, but {why}; use --precision fp32")
-        raise ModelLoadError("--precision bf16 needs --backend openvino (or auto); use --precision fp32")
-    caps = cpu_capabilities() if capabilities is None else capabilities
-    if "BF16" in caps:
-        return Runtime("openvino", "bf16", "CPU")
+            raise ModelLoadError(f"--precision {precision} needs OpenVINO, but {why}; use --precision fp32")
+        raise ModelLoadError(
+            f"--precision {precision} needs --backend openvino (or auto); use --precision fp32"
+        )
+    if precision == "int8" or "BF16" in caps:
+        return Runtime("openvino", precision, "CPU")
     if strict:
         raise ModelLoadError(
-            "--precision bf16: this CPU has no native bf16 (AVX512_BF16 or AMX); use --precision fp32"
+            "--precision bf16: this CPU has no native bf16 (AVX512_BF16 or AMX); use --precision auto"
         )
     return Runtime("openvino", "fp32", "CPU", note="bf16 asked for, but this CPU has no native bf16")
+
+
+def model_precision(
+    precision: str, kind: str | None, backend: str, cuda: bool, capabilities: tuple[str, ...]
+) -> str:
+    """What ``--precision`` means for model ``kind``. ``auto``: ArcFace in bf16 where OpenVINO
+    can run it natively on this CPU (measured, README "Performance": the same faces and
+    identities as fp32 on every labelled clip, the TV edit and a 50-minute episode, 1.7x faster),
+    else fp32; SCRFD always in fp32, its bf16 moving a few faces. ``int8``: ArcFace in int8, SCRFD
+    in fp32 (an int8 SCRFD loses faces)."""
+    embedder = kind != "detector"
+    if precision == "auto":
+        native = "BF16" in capabilities and openvino_installed() and not cuda
+        return "bf16" if embedder and native and backend != "onnxruntime" else "fp32"
+    if precision == "int8":
+        return "int8" if embedder else "fp32"
+    return precision
 
 
 class _Arg:
@@ -261,6 +290,10 @@ def make_session(
     """
     runtime = runtime or Runtime("onnxruntime", "fp32", "CPU")
     try:
+        if runtime.precision == "int8":
+            from facepipe.inference.int8 import int8_model  # quantized at first use, then cached
+
+            return OpenVinoSession(int8_model(path), threads, "int8")
         if runtime.backend == "openvino":
             return OpenVinoSession(path, threads, runtime.precision)
         import onnxruntime

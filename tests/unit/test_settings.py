@@ -78,7 +78,7 @@ def test_speed_settings_default_to_auto_and_take_numbers_or_auto(monkeypatch: py
         "auto",
         "auto",
         "auto",
-        "fp32",
+        "auto",
         "auto",
     )
     chosen = load_settings(

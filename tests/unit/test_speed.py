@@ -81,7 +81,7 @@ def test_det_input_auto_is_resolved_from_the_video_once() -> None:
         640,
         640,
     )
-    assert (hd.backend, hd.precision, hd.decoder) == ("auto", "fp32", "auto")
+    assert (hd.backend, hd.precision, hd.decoder) == ("auto", "auto", "auto")
     assert RunParams.build(Settings(), VideoInfo("/v.mp4", 1, 25.0, 64, 64), "pyav").decoder == "pyav"
 
 
@@ -119,6 +119,32 @@ def test_runtime_choice_and_its_one_line_errors() -> None:
         resolve_runtime("openvino", "bf16", "cpu", capabilities=("FP32",))
     with pytest.raises(FacepipeError, match="unknown --backend"):
         resolve_runtime("tpu")
+
+
+def test_precision_auto_and_int8_resolve_per_model() -> None:
+    """auto: SCRFD in fp32, ArcFace in bf16 where the CPU has it natively (else fp32, and always
+    on a GPU or ONNX Runtime); int8: ArcFace only."""
+    bf16_cpu, plain_cpu = ("FP32", "BF16", "INT8"), ("FP32", "INT8")
+    detector = resolve_runtime("auto", "auto", "cpu", kind="detector", capabilities=bf16_cpu)
+    assert detector.precision == "fp32"
+    embedder = resolve_runtime("auto", "auto", "cpu", kind="embedder", capabilities=bf16_cpu)
+    if embedder.backend == "openvino":  # x86-64 with OpenVINO
+        assert embedder.precision == "bf16"
+        assert (
+            resolve_runtime("auto", "auto", "cpu", kind="embedder", capabilities=plain_cpu).precision
+            == "fp32"
+        )
+        assert (
+            resolve_runtime("auto", "int8", "cpu", kind="embedder", capabilities=plain_cpu).precision
+            == "int8"
+        )
+    assert (
+        resolve_runtime("onnxruntime", "auto", "cpu", kind="embedder", capabilities=bf16_cpu).precision
+        == "fp32"
+    )
+    assert resolve_runtime("auto", "int8", "cpu", kind="detector").precision == "fp32"
+    with pytest.raises(FacepipeError, match="--precision int8 needs --backend openvino"):
+        resolve_runtime("onnxruntime", "int8", "cpu", kind="embedder")
 
 
 def test_decode_figures_compare_decoded_frames_with_the_video() -> None:
