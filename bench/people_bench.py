@@ -67,10 +67,8 @@ import labelsets  # noqa: E402
 import peers  # noqa: E402
 import people_cases  # noqa: E402
 
-from facepipe.clustering.people import FLOOR, MARGIN, WEAK_NORM, cluster_tracks  # noqa: E402
-from facepipe.clustering.series import EpisodeResult, series_pass  # noqa: E402
-from facepipe.records import RunParams  # noqa: E402
-from facepipe.settings import Clustering  # noqa: E402
+from facepipe.clustering.people import FLOOR, MARGIN, STRONG_MARGIN, WEAK_NORM, cluster_tracks  # noqa: E402
+from facepipe.clustering.series import EpisodeResult, series_pass, series_thresh  # noqa: E402
 
 DEFAULT, PREVIOUS = accuracy.DEFAULT, accuracy.PREVIOUS
 #: the product's rows: name -> (settings changes, the final pass sees ``emb_norm``)
@@ -96,14 +94,11 @@ PEER_ROWS = (*FACE_PEERS, *TRACK_PEERS)
 SWEEP_FLOORS = (0.04, 0.06, 0.08, 0.10, 0.12, 0.14)
 SWEEP_MARGINS = (0.06, 0.07, 0.08, 0.10, 0.11, 0.12, 0.15)
 SWEEP_NORMS = (16.0, 17.0, 18.0, 19.0, 20.0, 21.0, 22.0)
+#: the well-seen tier's margin (None: no tier), at the default floor, margin and weak norm
+SWEEP_STRONG = (None, 0.10, 0.12, 0.13, 0.14, 0.15, 0.16, 0.17, 0.18, 0.20)
 
 
 # ---------------------------------------------------------------- running the rows
-
-
-def season_thresh(params: RunParams) -> float:
-    """The series pass's threshold, as ``facepipe run EP1 EP2`` picks it (``app/runner.py``)."""
-    return params.sim_thresh if params.clustering == Clustering.seed else params.merge_thresh
 
 
 def run_product_season(changes: dict[str, Any], norms: bool, episodes: list[accuracy.View]) -> np.ndarray:
@@ -114,7 +109,7 @@ def run_product_season(changes: dict[str, Any], norms: bool, episodes: list[accu
         params = accuracy.run_params(view, changes)
         final = accuracy.final_pass(accuracy.records_of(view), params, norms)
         results.append(EpisodeResult(f"ep{n + 1}", f"ep{n + 1}.mp4", params.fps, params.frame_step, final))
-        thresh = season_thresh(params)
+        thresh = series_thresh(params)
     bank = series_pass(results, None, thresh).bank
     out, start = [], 0
     for result in results:
@@ -369,15 +364,16 @@ def decision_lines(d: dict[str, Any]) -> list[str]:
 # ---------------------------------------------------------------- the sweep
 
 
-def sweep_grid() -> list[tuple[float, float, float]]:
-    """(floor, margin, weak_norm): every margin x weak norm at the default floor, then every floor at
-    the default margin and weak norm."""
-    grid = [(FLOOR, m, w) for w in SWEEP_NORMS for m in SWEEP_MARGINS]
-    return grid + [(f, MARGIN, WEAK_NORM) for f in SWEEP_FLOORS if abs(f - FLOOR) > 1e-9]
+def sweep_grid() -> list[tuple[float, float, float, float | None]]:
+    """(floor, margin, weak_norm, strong_margin): every margin x weak norm at the default floor,
+    every floor at the default margin and weak norm, then every strong margin at the defaults."""
+    grid = [(FLOOR, m, w, STRONG_MARGIN) for w in SWEEP_NORMS for m in SWEEP_MARGINS]
+    grid += [(f, MARGIN, WEAK_NORM, STRONG_MARGIN) for f in SWEEP_FLOORS if abs(f - FLOOR) > 1e-9]
+    return grid + [(FLOOR, MARGIN, WEAK_NORM, t) for t in SWEEP_STRONG if t != STRONG_MARGIN]
 
 
-def setting(floor: float, margin: float, weak: float) -> str:
-    return f"{floor:.2f}/{margin:.2f}/{weak:g}"
+def setting(floor: float, margin: float, weak: float, strong: float | None = STRONG_MARGIN) -> str:
+    return f"{floor:.2f}/{margin:.2f}/{weak:g}/{'off' if strong is None else f'{strong:.2f}'}"
 
 
 def sweep(views: dict[str, accuracy.View], keys: list[str]) -> dict[str, Any]:
@@ -388,19 +384,20 @@ def sweep(views: dict[str, accuracy.View], keys: list[str]) -> dict[str, Any]:
     for k, c in cases.items():
         labels = cluster_tracks(c["tracks"], c["frames"], c["embeddings"], c["suspect"], 0.25)
         base[k] = accuracy.score_labels(labels, c["labels"])
-    for floor, margin, weak in sweep_grid():
+    for floor, margin, weak, strong in sweep_grid():
         per = {}
         for k, c in cases.items():
             labels = cluster_tracks(
                 c["tracks"], c["frames"], c["embeddings"], c["suspect"], 0.25, c["norms"],
-                floor=floor, margin=margin, weak_norm=weak,
+                floor=floor, margin=margin, weak_norm=weak, strong_margin=strong,
             )  # fmt: skip
             per[k] = accuracy.score_labels(labels, c["labels"])
         t = accuracy.tally(per, lambda k: base[k], keys)
-        scored[setting(floor, margin, weak)] = {
+        scored[setting(floor, margin, weak, strong)] = {
             "floor": floor,
             "margin": margin,
             "weak_norm": weak,
+            "strong_margin": strong,
             "win": len(t["win"]),
             "tie": t["tie"],
             "loss": t["loss"],
@@ -408,7 +405,7 @@ def sweep(views: dict[str, accuracy.View], keys: list[str]) -> dict[str, Any]:
             "over_5pct": int(sum(per[k]["over_5pct"] for k in keys)),
         }
         print(
-            f"people_bench: sweep {setting(floor, margin, weak)}: {len(t['win'])}/{len(t['loss'])}",
+            f"people_bench: sweep {setting(floor, margin, weak, strong)}: {len(t['win'])}/{len(t['loss'])}",
             file=sys.stderr,
             flush=True,
         )
@@ -437,8 +434,18 @@ def sweep_tables(scored: dict[str, Any], views: int) -> str:
         s = scored[setting(f, MARGIN, WEAK_NORM)]
         cells.append(f"{s['win']}/{len(s['loss'])}")
     out.append("| W/L | " + " | ".join(cells) + " |")
+    out += ["", f"strong margin (the well-seen tier), at the defaults above ({STRONG_MARGIN}):", ""]
+    out.append(
+        "| strong margin | " + " | ".join("off" if t is None else f"{t:.2f}" for t in SWEEP_STRONG) + " |"
+    )
+    out.append("|---|" + "---|" * len(SWEEP_STRONG))
+    cells = []
+    for t in SWEEP_STRONG:
+        r = scored[setting(FLOOR, MARGIN, WEAK_NORM, t)]
+        cells.append(f"{r['win']}/{len(r['loss'])}")
+    out.append("| W/L | " + " | ".join(cells) + " |")
     losses = {k: s["loss"] for k, s in scored.items() if s["loss"]}
-    out += ["", "losses of the settings that lose (floor/margin/weak norm: views):", ""]
+    out += ["", "losses of the settings that lose (floor/margin/weak norm/strong margin: views):", ""]
     out += [f"- {k}: {', '.join(v)}" for k, v in losses.items()]
     best = max((s["win"] for s in scored.values() if not s["loss"]), default=0)
     top = [k for k, s in scored.items() if not s["loss"] and s["win"] == best]

@@ -23,7 +23,7 @@ from facepipe.app.episodes import SERIES_DIR, Episode, plan_episodes
 from facepipe.app.outputs import EXIT_LOST_CHUNKS, exit_status, finish_run, format_summary, prepare_out
 from facepipe.app.report.series import build_series_report
 from facepipe.app.series_outputs import format_series, write_series
-from facepipe.clustering.series import EpisodeResult, SeriesBank, series_pass
+from facepipe.clustering.series import EpisodeResult, SeriesBank, series_pass, series_thresh
 from facepipe.distributed.bridge import CelerySender
 from facepipe.distributed.dispatch import (
     FrameShipper,
@@ -43,7 +43,7 @@ from facepipe.inference.runtimes import execution_providers, resolve_runtime
 from facepipe.media.plan import Plan, plan
 from facepipe.media.probe import probe
 from facepipe.records import VideoInfo
-from facepipe.settings import Clustering, Settings, WorkerSettings, load_worker_settings
+from facepipe.settings import Settings, WorkerSettings, load_worker_settings
 
 log = logging.getLogger(__name__)
 
@@ -250,7 +250,7 @@ def _finish(
         )
     if len(episodes) > 1 or prior is not None:  # a season: the series pass
         params = runs[0].params
-        thresh = params.sim_thresh if params.clustering == Clustering.seed else params.merge_thresh
+        thresh = series_thresh(params)
         series = series_pass(results, prior, thresh)
         series_dir = out / SERIES_DIR
         summary = write_series(

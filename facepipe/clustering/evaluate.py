@@ -113,10 +113,13 @@ def person_counts(
         if person not in main or n > main[person][0]:
             main[person] = (n, identity)
     out = {}
-    for person, matched in Counter(t for _, t in known).items():
-        true = max(matched, (labelled or {}).get(person, 0))
-        identity = main[person][1]
-        found = sizes[identity]
+    matched = Counter(t for _, t in known)
+    for person in [*matched, *(p for p in (labelled or {}) if p not in matched)]:
+        true = max(matched.get(person, 0), (labelled or {}).get(person, 0))
+        if not true:
+            continue
+        identity = main[person][1] if person in main else None  # None: the run kept none of them
+        found = sizes[identity] if identity is not None else 0
         out[str(person)] = {
             "true": true,
             "identity": identity,

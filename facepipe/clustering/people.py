@@ -32,11 +32,20 @@ two women on the photo sets at 0.19): no linkage value separates the two. What d
 
 So, after the average linkage, in FINCH-style levels, every poorly seen group (no face with a
 norm of :data:`WEAK_NORM` or more) links to its first neighbour when that linkage is at least
-:data:`FLOOR` and beats the group's best *rival* by at least :data:`MARGIN`; the links make the
-next level's groups; repeat until no group links. The rival is the second most similar group it
+:data:`FLOOR` and beats the group's best *rival* by at least :data:`MARGIN`; a well-seen group
+links too, but only to a poorly seen first neighbour and by :data:`STRONG_MARGIN` (a poorly seen
+splinter whose own first neighbour does not stand out, a poorly seen face at 0.24 to its person
+and 0.18 to another, can still be its person's first neighbour by far: 0.24 against 0.07); the links
+make the next level's groups; repeat until no group links. Every join holds a poorly seen group:
+two clearly seen groups never join here (no rule separated the one right such link on the bench,
+at a gap of 0.107, from a dozen wrong ones up to 0.151). The rival is the second most similar group it
 may join; where there is none, the most similar group it may not join (a certain other person),
-so the margin is never a formality. Each constant sits on a plateau of the sweeps: ``FLOOR``
-0.06-0.12, ``MARGIN`` 0.08-0.10, ``WEAK_NORM`` 19-20 give the same result on every set. Faces
+so the margin is never a formality. Each constant sits on a plateau of the sweeps
+(``bench/people_bench.py --sweep``): ``FLOOR`` 0.06-0.12 and ``WEAK_NORM`` 19-20 give the same
+result on every view; ``MARGIN`` loses no view from 0.08 to 0.10 (0.08 wins two more degraded
+compilation views; 0.07 and below join strangers, so 0.10 keeps the distance); ``STRONG_MARGIN``
+loses no view from 0.12 to 0.17 (0.15: the middle, away from the one wrong link at 0.118).
+Only ``--clustering tracks`` records the norms, so only it runs this step. Faces
 without a norm (runs written before it was recorded) count as well seen: the result is then
 the plain average linkage.
 
@@ -59,6 +68,9 @@ WEAK_NORM = 19.0
 FLOOR = 0.10
 #: ...and beats the best rival's by at least this
 MARGIN = 0.10
+#: a well-seen group may link to its first neighbour if that neighbour is poorly seen, the linkage
+#: is at least FLOOR and beats the well-seen group's best rival by at least this (None: never)
+STRONG_MARGIN = 0.15
 #: level cap (a level that links nothing ends the pass; measured: at most 2 levels link on any set)
 LEVELS = 20
 #: rows of linkages computed at once (bounds memory to BLOCK x groups floats)
@@ -104,6 +116,7 @@ def cluster_tracks(
     floor: float = FLOOR,
     margin: float = MARGIN,
     weak_norm: float = WEAK_NORM,
+    strong_margin: float | None = STRONG_MARGIN,
 ) -> np.ndarray:
     """The final identity of every face (``-1``: rejected), identities numbered ``0..K-1`` in the
     order of their first face.
@@ -113,7 +126,8 @@ def cluster_tracks(
        every track apart.
     2. With ``norms`` (each face's raw ArcFace norm, None or NaN where unknown): poorly seen
        groups join the person their neighbourhood names (:func:`neighbourhood_levels`, with
-       ``floor``, ``margin`` and ``weak_norm``: the module's constants unless a sweep changes them).
+       ``floor``, ``margin``, ``weak_norm`` and ``strong_margin``: the module's constants unless a
+       sweep changes them).
     3. Each track of suspect faces only, in track order, joins the group whose faces it averages
        the highest cosine with, if that is ``>= thresh`` and they share no frame; otherwise its
        faces are rejected (a dark blob the detector took for a face, seen by nobody else).
@@ -144,7 +158,15 @@ def cluster_tracks(
             best_norm = np.full(len(good_ids), -np.inf)
             np.maximum.at(best_norm, face_group, face_norms)
             group_of = neighbourhood_levels(
-                group_of, sums, sizes, best_norm, cannot, floor=floor, margin=margin, weak_norm=weak_norm
+                group_of,
+                sums,
+                sizes,
+                best_norm,
+                cannot,
+                floor=floor,
+                margin=margin,
+                weak_norm=weak_norm,
+                strong_margin=strong_margin,
             )
             group_of = compact(group_of)
     else:
@@ -168,6 +190,7 @@ def neighbourhood_levels(
     weak_norm: float = WEAK_NORM,
     levels: int = LEVELS,
     anchored: np.ndarray | None = None,
+    strong_margin: float | None = STRONG_MARGIN,
 ) -> np.ndarray:
     """The neighbourhood step over units already grouped by average linkage (``group_of``: unit
     -> group): poorly seen groups join the person their neighbourhood names (module docstring);
@@ -194,10 +217,14 @@ def neighbourhood_levels(
     parent = np.arange(k)
     alive = np.ones(k, dtype=bool)
     for _ in range(levels):
-        weak = np.flatnonzero(alive & (best_norm < weak_norm))
+        is_weak = best_norm < weak_norm
+        weak = np.flatnonzero(alive & is_weak)
         if not len(weak):
-            break
-        links = _first_neighbour_links(weak, sums, sizes, alive, conflicts, floor, margin)
+            break  # every link holds a poorly seen group
+        rows = weak if strong_margin is None else np.flatnonzero(alive)
+        links = _first_neighbour_links(
+            rows, sums, sizes, alive, conflicts, floor, margin, is_weak, strong_margin
+        )
         joined = False
         for _, a, b in sorted(links):
             ra, rb = _root(parent, a), _root(parent, b)
@@ -223,20 +250,24 @@ def neighbourhood_levels(
 
 
 def _first_neighbour_links(
-    weak: np.ndarray,
+    groups: np.ndarray,
     sums: np.ndarray,
     sizes: np.ndarray,
     alive: np.ndarray,
     conflicts: list[set[int]],
     floor: float,
     margin: float,
+    is_weak: np.ndarray,
+    strong_margin: float | None,
 ) -> list[tuple[float, int, int]]:
-    """``(-gap, a, first neighbour)`` for every weak group ``a`` whose first neighbour passes."""
+    """``(-gap, a, first neighbour)`` for every group ``a`` of ``groups`` whose link passes: a
+    poorly seen ``a`` (``is_weak``) by ``margin``; a well-seen ``a`` only to a poorly seen first
+    neighbour, by ``strong_margin``."""
     means = (sums / np.maximum(sizes, 1.0)[:, None]).astype(np.float32)
     dead = ~alive
     links = []
-    for start in range(0, len(weak), BLOCK):
-        rows = weak[start : start + BLOCK]
+    for start in range(0, len(groups), BLOCK):
+        rows = groups[start : start + BLOCK]
         linkage = means[rows] @ means.T  # mean face-to-face cosine to every group
         linkage[:, dead] = -np.inf
         linkage[np.arange(len(rows)), rows] = -np.inf
@@ -252,7 +283,9 @@ def _first_neighbour_links(
         s2 = linkage.max(axis=1)  # the second group it may join...
         s2 = np.where(np.isfinite(s2), s2, rival_cannot)  # ...else a certain stranger
         s2 = np.where(np.isfinite(s2), s2, -1.0)
-        ok = np.isfinite(s1) & (s1 >= floor) & (s1 - s2 >= margin)
+        weak_row = is_weak[rows]
+        need = np.where(weak_row, margin, np.inf if strong_margin is None else strong_margin)
+        ok = np.isfinite(s1) & (s1 >= floor) & (s1 - s2 >= need) & (weak_row | is_weak[first])
         for r in np.flatnonzero(ok):
             links.append((-(float(s1[r]) - float(s2[r])), int(rows[r]), int(first[r])))
     return links

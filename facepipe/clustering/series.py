@@ -33,7 +33,8 @@ from facepipe.clustering.final import FinalIdentities
 from facepipe.clustering.linkage import average_linkage, compact, cooccurring_pairs, group_sums
 from facepipe.clustering.people import neighbourhood_levels
 from facepipe.errors import FacepipeError
-from facepipe.records import DIM
+from facepipe.records import DIM, RunParams
+from facepipe.settings import Clustering
 
 #: the arrays a series bank holds (see the README, "A season"); reading a bank file checks them
 SERIES_KEYS = (
@@ -171,6 +172,12 @@ class SeriesResult:
     known: set[int]
     #: pairs of bank people an episode identity matches both of
     conflicts: list[Conflict] = field(default_factory=list)
+
+
+def series_thresh(params: RunParams) -> float:
+    """The linkage a season's episodes are joined at: the run's own rule, ``--merge-thresh`` (the
+    seed's online ``--sim-thresh``, as it has no final pass)."""
+    return params.sim_thresh if params.clustering == Clustering.seed else params.merge_thresh
 
 
 def series_pass(episodes: list[EpisodeResult], prior: SeriesBank | None, thresh: float) -> SeriesResult:

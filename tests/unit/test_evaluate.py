@@ -142,3 +142,10 @@ def test_a_split_person_counts_low_and_a_merged_pair_high() -> None:
     assert scores["worst_count_error"] == 0.25  # c has fewer than 20 labelled faces: left out
     assert evaluate(["x"] * 25, ["a"] * 25)["worst_count_error"] == 0.0
     assert evaluate([1, 2], [None, None])["persons"] == {}
+
+
+def test_a_person_the_run_missed_entirely_counts_as_all_wrong() -> None:
+    """Labelled on the sampled frames but kept nowhere (rejected, or too small): count error 1."""
+    persons = person_counts(["x"] * 30, ["a"] * 30, labelled={"a": 30, "b": 25})
+    assert persons["b"] == {"true": 25, "identity": None, "found": 0, "error": 1.0}
+    assert evaluate(["x"] * 30, ["a"] * 30, labelled={"a": 30, "b": 25})["worst_count_error"] == 1.0

@@ -74,6 +74,52 @@ def test_well_seen_splinter_stays_apart():
     assert cluster_tracks(tracks, frames, faces, suspect, 0.25, norms=norms).max() + 1 == 4
 
 
+def splinter_scene():
+    """Three well-seen people; a one-face, poorly seen splinter of person 0 that also looks a
+    little like person 1: 0.22 to person 0, 0.14 to person 1 (its own margin 0.08 < MARGIN),
+    while person 0's first neighbour is the splinter by 0.2 over anybody else."""
+    rng = np.random.default_rng(1)
+    centres = unit(rng.standard_normal((3, DIM)))
+    tracks, frames, faces, norms = [], [], [], []
+    for p in range(3):
+        tracks += [p] * 10
+        frames += list(range(p * 30, p * 30 + 30, 3))
+        faces.append(person_faces(rng, centres[p], 10, 1.0))
+        norms += [23.0] * 10
+    tracks += [3]
+    frames += [90]
+    faces.append(unit(0.32 * centres[0] + 0.24 * centres[1] + rng.standard_normal(DIM) / np.sqrt(DIM))[None])
+    norms += [16.0]
+    tracks, frames, faces = np.array(tracks), np.array(frames), np.concatenate(faces)
+    return tracks, frames, faces, np.zeros(len(tracks), bool), np.array(norms)
+
+
+def test_a_well_seen_person_takes_its_poorly_seen_splinter_by_the_strong_margin():
+    tracks, frames, faces, suspect, norms = splinter_scene()
+    means = np.array([faces[tracks == t].mean(0) for t in range(4)])
+    linkage = means @ means.T
+    assert 0.20 < linkage[3, 0] < 0.25 and linkage[3, 0] - linkage[3, 1] < 0.10  # its own margin fails
+    assert linkage[0, 3] - max(linkage[0, 1], linkage[0, 2]) > 0.15  # person 0's passes the strong one
+    assert cluster_tracks(tracks, frames, faces, suspect, 0.25).max() + 1 == 4
+    tierless = cluster_tracks(tracks, frames, faces, suspect, 0.25, norms=norms, strong_margin=None)
+    assert tierless.max() + 1 == 4
+    labels = cluster_tracks(tracks, frames, faces, suspect, 0.25, norms=norms)
+    assert labels.max() + 1 == 3 and labels[tracks == 3][0] == labels[0]
+    stricter = cluster_tracks(tracks, frames, faces, suspect, 0.25, norms=norms, strong_margin=0.25)
+    assert stricter.max() + 1 == 4  # above person 0's gap: the splinter stays apart
+
+
+def test_two_well_seen_groups_never_join_by_neighbourhood():
+    """The same splinter clearly seen: whatever the margins, two well-seen groups are two people."""
+    tracks, frames, faces, suspect, norms = splinter_scene()
+    norms = np.where(tracks == 3, 23.0, norms)
+    for strong_margin in (0.15, 0.0, -1.0):
+        labels = cluster_tracks(
+            tracks, frames, faces, suspect, 0.25, norms=norms, strong_margin=strong_margin
+        )
+        assert labels.max() + 1 == 4
+
+
 def test_never_joins_faces_of_one_frame():
     """The splinter shares a frame with its person: it may not join (cannot-link), whatever its
     neighbourhood says; and no identity ever holds two faces of one frame."""
@@ -122,11 +168,12 @@ def test_random_scenes_keep_the_constraints(seed):
     assert seen == list(range(len(seen)))
 
 
-@pytest.mark.parametrize("poor", [False, True])
+@pytest.mark.parametrize("poor", [False, True, "mixed"])
 @pytest.mark.parametrize("seed", [7, 8, 9])
 def test_montage_guard(poor, seed):
     """N people, one track each, every one's nearest neighbour another person (a talk-show
-    montage): they stay N people, clearly seen or poorly seen."""
+    montage): they stay N people, clearly seen, poorly seen, or half and half (well-seen guests
+    whose first neighbour is a poorly seen guest: the strong margin holds them)."""
     rng = np.random.default_rng(seed)
     n = 27
     base = unit(rng.standard_normal(DIM))
@@ -138,7 +185,7 @@ def test_montage_guard(poor, seed):
         tracks += [p] * k
         frames += list(range(p * 100, p * 100 + 3 * k, 3))
         faces.append(person_faces(rng, centres[p], k, 1.0))
-        norms += [15.0 if poor else 23.0] * k
+        norms += [15.0 if (poor is True or (poor == "mixed" and p % 2)) else 23.0] * k
     tracks, frames, faces, norms = np.array(tracks), np.array(frames), np.concatenate(faces), np.array(norms)
     sums = np.array([faces[tracks == p].sum(0) for p in range(n)])
     sizes = np.bincount(tracks)
@@ -150,10 +197,16 @@ def test_montage_guard(poor, seed):
     assert cluster_tracks(tracks, frames, faces, np.zeros(len(tracks), bool), 0.25).max() + 1 == n
     labels = cluster_tracks(tracks, frames, faces, np.zeros(len(tracks), bool), 0.25, norms=norms)
     assert labels.max() + 1 == n
-    if poor:  # what holds them apart is the margin: without it first neighbours chain people
+    if poor is True:  # what holds them apart is the margin: without it first neighbours chain people
         nobody = np.zeros(len(tracks), bool)
         without = cluster_tracks(tracks, frames, faces, nobody, 0.25, norms=norms, margin=0.0)
         assert without.max() + 1 < n
+    if poor == "mixed":  # the well-seen guests' links alone (the poorly seen's off): the strong margin holds
+        nobody = np.zeros(len(tracks), bool)
+        only_strong = cluster_tracks(
+            tracks, frames, faces, nobody, 0.25, norms=norms, margin=1.0, strong_margin=0.0
+        )
+        assert only_strong.max() + 1 < n
 
 
 def test_deterministic_and_order_of_ids():
