@@ -415,6 +415,12 @@ class WorkerSettings(ModelSettings):
     decode_threads: int = Field(
         1, ge=0, description="FFmpeg decoder threads per process (0 = FFmpeg's choice)"
     )
+    hwaccel: str = Field(
+        "",
+        pattern="^(|cuda)$",
+        description="decode on the GPU: 'cuda' (NVDEC through PyAV, where a device can be created; "
+        "else the CPU, with one log line); empty: the CPU",
+    )
     cv_threads: int = Field(
         1, ge=0, description="OpenCV threads per process (parallelism comes from processes)"
     )

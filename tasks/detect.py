@@ -44,6 +44,7 @@ def detect(self: StageTask, run: RunContext, message: DetectMessage) -> str:
         settings.cache_dir,
         on_face=keep_thumbnail,
         pixels=pixels,
+        hwaccel=settings.hwaccel or None,
     )
     run.store.keep_thumbnails(thumbnails)
     run.store.note_runtime("detect", model.runtime.describe())

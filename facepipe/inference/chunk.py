@@ -78,6 +78,7 @@ def detect_chunk(
     cache_dir: Path | None = None,
     on_face: Callable[[int, np.ndarray, Detection], None] | None = None,
     pixels: list[np.ndarray] | None = None,
+    hwaccel: str | None = None,
 ) -> ChunkRecord:
     """Decode the chunk's sampled frames, gate blur, detect, align; crops as PNG.
 
@@ -86,13 +87,14 @@ def detect_chunk(
     frame, face)`` sees each kept face while its frame is at hand (the report's thumbnail).
     With ``pixels`` the crops are appended to it as arrays instead of going into the record as
     PNG: the worker embeds them itself (:func:`embed_record`), and nothing is encoded.
+    ``hwaccel`` (``cuda``) decodes on the GPU where one can (:func:`facepipe.media.keyframes.open_container`).
     """
     record = ChunkRecord(seq=chunk.seq, start=chunk.start, stop=chunk.stop, step=params.frame_step)
     gate = blur_gate(params)
     tracking = params.clustering == Clustering.tracks
     clock = Stopwatch(["decode", "blur", "detect", "align", *(["signature"] if tracking else [])])
     reader = (
-        chunk_reader(params.video, chunk, params.frame_step, decode_threads, cache_dir)
+        chunk_reader(params.video, chunk, params.frame_step, decode_threads, cache_dir, hwaccel)
         if shipped is None
         else PayloadReader(shipped)
     )

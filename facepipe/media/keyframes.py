@@ -102,11 +102,9 @@ class KeyframeDecoder:
     #: to 16 frames after frames it is displayed before (H.264/HEVC's deepest reordering)
     LOOKAHEAD = 32
 
-    def __init__(self, path: str, threads: int = 1) -> None:
-        import av
-
+    def __init__(self, path: str, threads: int = 1, hwaccel: str | None = None) -> None:
         self.path = path
-        self.container = av.open(path)
+        self.container = open_container(path, hwaccel)
         self.stream = self.container.streams.video[0]
         self.context = self.stream.codec_context
         # PyAV's default is FFmpeg's thread count (one per core): a worker process decodes on
@@ -232,6 +230,28 @@ class KeyframeDecoder:
         number = index.get(frame.pts)
         if number in wanted:
             yield number, frame.to_ndarray(format="bgr24")
+
+
+def open_container(path: str, hwaccel: str | None = None) -> Any:
+    """``av.open(path)``, its video decoded on ``hwaccel`` (``cuda``: NVDEC, through FFmpeg's
+    hwaccel in PyAV) where such a device can be created, else in software with one log line.
+
+    H.264 and HEVC decoding is bit-exact by the standard, so the frames are the software
+    decoder's; their BGR conversion starts from NV12 instead of YUV420P, which
+    ``scripts/gpu-check.sh`` compares frame by frame on a machine with a GPU. ``skip_frame``
+    still applies (before the hardware sees a slice)."""
+    import av
+
+    if hwaccel:
+        from av.codec.hwaccel import HWAccel
+
+        try:
+            container = av.open(path, hwaccel=HWAccel(hwaccel, allow_software_fallback=True))
+            container.streams.video[0].codec_context.open(strict=False)  # creates the device now
+            return container
+        except Exception as exc:  # noqa: BLE001 - no driver, no device, a codec it cannot do
+            log.warning("hardware decoding (%s) unavailable, decoding on the CPU: %s", hwaccel, exc)
+    return av.open(path)
 
 
 def read_frames(path: str, indices: list[int], threads: int = 0) -> Iterator[tuple[int, np.ndarray]] | None:

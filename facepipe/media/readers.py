@@ -46,12 +46,19 @@ class _ChunkFrames:
     the frames decoded so far."""
 
     def __init__(
-        self, path: str, chunk: Chunk, step: int, decode_threads: int = 1, cache_dir: Path | None = None
+        self,
+        path: str,
+        chunk: Chunk,
+        step: int,
+        decode_threads: int = 1,
+        cache_dir: Path | None = None,
+        hwaccel: str | None = None,
     ) -> None:
         self.path = str(local_copy(path, cache_dir)) if is_url(path) else path
         self.chunk = chunk
         self.step = step
         self.decode_threads = decode_threads
+        self.hwaccel = hwaccel
         self.grabbed = 0
 
 
@@ -98,16 +105,22 @@ class KeyframeReader(_ChunkFrames):
     """
 
     def __init__(
-        self, path: str, chunk: Chunk, step: int, decode_threads: int = 1, cache_dir: Path | None = None
+        self,
+        path: str,
+        chunk: Chunk,
+        step: int,
+        decode_threads: int = 1,
+        cache_dir: Path | None = None,
+        hwaccel: str | None = None,
     ) -> None:
         if chunk.key is None or chunk.key_pts is None:
             raise ValueError("a KeyframeReader needs a chunk planned on keyframes")
-        super().__init__(path, chunk, step, decode_threads, cache_dir)
+        super().__init__(path, chunk, step, decode_threads, cache_dir, hwaccel)
 
     def __iter__(self) -> Iterator[tuple[int, np.ndarray]]:
         chunk = self.chunk
         assert chunk.key is not None and chunk.key_pts is not None
-        decoder = _open_decoder(self.path, self.decode_threads)
+        decoder = _open_decoder(self.path, self.decode_threads, self.hwaccel)
         before = decoder.grabbed
         try:
             yield from decoder.frames(chunk.key, chunk.key_pts, chunk.frames(self.step))
@@ -121,15 +134,15 @@ class KeyframeReader(_ChunkFrames):
 _decoders = threading.local()
 
 
-def _open_decoder(path: str, threads: int) -> KeyframeDecoder:
+def _open_decoder(path: str, threads: int, hwaccel: str | None = None) -> KeyframeDecoder:
     """This thread's open decoder for ``path`` (the same file: same size and modification time)."""
     stat = os.stat(path)
-    key = (path, threads, stat.st_size, stat.st_mtime_ns)
+    key = (path, threads, hwaccel, stat.st_size, stat.st_mtime_ns)
     held = getattr(_decoders, "held", None)
     if held is not None and held[0] == key:
         return held[1]
     _close_decoder()
-    decoder = KeyframeDecoder(path, threads)
+    decoder = KeyframeDecoder(path, threads, hwaccel)
     _decoders.held = (key, decoder)
     return decoder
 
@@ -142,11 +155,17 @@ def _close_decoder() -> None:
 
 
 def chunk_reader(
-    path: str, chunk: Chunk, step: int, decode_threads: int = 1, cache_dir: Path | None = None
+    path: str,
+    chunk: Chunk,
+    step: int,
+    decode_threads: int = 1,
+    cache_dir: Path | None = None,
+    hwaccel: str | None = None,
 ) -> ChunkReader | KeyframeReader:
-    """The reader a chunk was planned for: keyframes (PyAV) or a frame range (OpenCV)."""
+    """The reader a chunk was planned for: keyframes (PyAV, on ``hwaccel`` where asked and
+    available) or a frame range (OpenCV)."""
     if chunk.key is not None:
-        return KeyframeReader(path, chunk, step, decode_threads, cache_dir)
+        return KeyframeReader(path, chunk, step, decode_threads, cache_dir, hwaccel)
     return ChunkReader(path, chunk, step, decode_threads, cache_dir)
 
 
