@@ -415,6 +415,10 @@ class WorkerSettings(ModelSettings):
     decode_threads: int = Field(
         1, ge=0, description="FFmpeg decoder threads per process (0 = FFmpeg's choice)"
     )
+    model_cache: Path = Field(
+        Path.home() / ".cache" / "facepipe" / "models",
+        description="where quantized models (--precision int8) are cached, built once per host",
+    )
     hwaccel: str = Field(
         "",
         pattern="^(|cuda)$",

@@ -19,8 +19,9 @@ cosine, the same identities on the TV edit; on a CPU with native bf16, bf16 is b
 closer, which is why ``--precision auto`` picks bf16 there, and int8 is an option for CPUs
 with VNNI but no bf16. SCRFD is not quantized: int8 loses 2-5% of the faces and is barely faster.
 
-Cache: ``FACEPIPE_MODEL_CACHE`` or ``~/.cache/facepipe/models/<stem>-int8-<key>.xml`` (+ ``.bin``),
-the key a hash of the model file, the recipe, NNCF's and OpenVINO's versions and the photos.
+Cache: ``FACEPIPE_MODEL_CACHE`` (default ``~/.cache/facepipe/models``), as
+``<stem>-int8-<key>.xml`` (+ ``.bin``), the key a hash of the model file, the recipe, NNCF's and
+OpenVINO's versions and the photos.
 Written to a temporary folder and renamed, under a file lock: two workers starting together
 quantize once. Building needs ``nncf`` (``pip install 'facepipe[int8]'``); loading does not.
 """
@@ -42,6 +43,7 @@ import numpy as np
 
 from facepipe.errors import ModelLoadError
 from facepipe.inference.align import norm_crop
+from facepipe.settings import WorkerSettings
 
 log = logging.getLogger(__name__)
 
@@ -57,8 +59,8 @@ RECIPE = {
 
 
 def cache_dir() -> Path:
-    root = os.environ.get("FACEPIPE_MODEL_CACHE")
-    return Path(root) if root else Path.home() / ".cache" / "facepipe" / "models"
+    """``FACEPIPE_MODEL_CACHE`` (:class:`~facepipe.settings.WorkerSettings`)."""
+    return WorkerSettings().model_cache
 
 
 def nncf_installed() -> bool:
