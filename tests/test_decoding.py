@@ -83,6 +83,24 @@ def test_keyframe_chunks_give_opencvs_frames_decoding_each_frame_once_at_most(h2
         assert decoded < 0.8 * to_last, "unreferenced frames between samples are skipped"
 
 
+def test_gpu_decoding_asked_for_where_no_gpu_is_falls_back_to_the_same_frames(h264, caplog) -> None:
+    """``FACEPIPE_HWACCEL=cuda`` on a host without a usable GPU: one warning, then software
+    decoding with the very same pixels (a fleet's GPU setting never breaks a CPU worker)."""
+    import onnxruntime
+
+    if "CUDAExecutionProvider" in onnxruntime.get_available_providers():
+        pytest.skip("this host has a GPU: tests/test_gpu.py checks NVDEC's frames")
+    _, path = h264
+    reference = _opencv_frames(path)
+    planned = plan(probe(path), "auto", 15, 8)
+    frames = []
+    for chunk in planned.chunks:
+        frames += list(KeyframeReader(str(path), chunk, 15, hwaccel="cuda"))
+    assert {n: hashlib.md5(f.tobytes()).hexdigest() for n, f in frames} == {
+        n: reference[n] for n in range(0, 300, 15)
+    }
+
+
 def test_chosen_frames_come_back_from_keyframes(h264) -> None:
     _, path = h264
     reference = _opencv_frames(path)

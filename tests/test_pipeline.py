@@ -33,6 +33,14 @@ def test_embedded_run_writes_consistent_outputs(embedded_run) -> None:
         set(stages) == {"decode", "blur", "detect", "align", "embed", "signature"}
         and stages["detect"] > 0 < stages["embed"]
     )
+    # what each unit cost, on the workers' CPU clocks (the wall clock also counts waits for a core)
+    assert set(summary["cpu_seconds"]) == set(stages)
+    assert all(0 < summary["cpu_seconds"][k] <= stages[k] * 1.05 + 0.05 for k in ("detect", "embed"))
+    per_frame, per_face = summary["cpu_ms_per_frame"], summary["cpu_ms_per_face"]
+    assert {"decode", "decode_per_sampled", "signature", "detect"} <= set(per_frame)
+    assert set(per_face) == {"align", "embed"} and per_face["embed"] > 0 and per_frame["detect"] > 0
+    n_faces = summary["faces_embedded"]
+    assert per_face["embed"] == pytest.approx(1000 * summary["cpu_seconds"]["embed"] / n_faces, rel=0.01)
     assert "identities" in proc.stdout and "global tally" in proc.stdout
     for face in faces:
         assert set(face) == {
