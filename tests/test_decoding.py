@@ -83,7 +83,7 @@ def test_keyframe_chunks_give_opencvs_frames_decoding_each_frame_once_at_most(h2
         assert decoded < 0.8 * to_last, "unreferenced frames between samples are skipped"
 
 
-def test_gpu_decoding_asked_for_where_no_gpu_is_falls_back_to_the_same_frames(h264, caplog) -> None:
+def test_gpu_decoding_asked_for_where_no_gpu_is_falls_back_to_the_same_frames(h264) -> None:
     """``FACEPIPE_HWACCEL=cuda`` on a host without a usable GPU: one warning, then software
     decoding with the very same pixels (a fleet's GPU setting never breaks a CPU worker)."""
     import onnxruntime
