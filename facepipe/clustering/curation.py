@@ -84,7 +84,7 @@ class Edit(BaseModel):
                 if self.tracks
                 else f"episodes {', '.join(self.episodes)}"
             )
-            return f"split {what} off {self.id} as {self.new_id}"
+            return f"split {what} off {self.id}" + (f" as {self.new_id}" if self.new_id is not None else "")
         return f"undo edit {self.edit}"
 
     def same_as(self, other: Edit) -> bool:

@@ -52,7 +52,7 @@ class NameMatch:
 
     def evidence(self) -> str:
         second = f"; next {self.runner_up} {self.runner_up_score:.2f}" if self.runner_up is not None else ""
-        return f"cosine {self.score:.2f} to the reference photo(s) of {self.name}{second}"
+        return f"cosine {self.score:.2f}{second}"
 
 
 def decide_names(
