@@ -136,7 +136,8 @@ def name_command(path: str, refs: str, thresh: float, margin: float, dry_run: bo
         params = outputs.summary.params if target.kind == "run" else outputs.summary.get("params") or {}
         bank_model = outputs.bank["model"] if target.kind == "run" else outputs.bank.model
         check_bank_model(bank_model, params.get("rec_model"), target.folder / "bank.npz")
-        print(f"facepipe: embedding the reference photos in {refs} with the run's models", file=sys.stderr)
+        if sys.stderr.isatty():  # progress is for people; a log keeps errors on one line
+            print(f"facepipe: embedding the photos in {refs} with the run's models", file=sys.stderr)
         models = Models.of(params)
         names, vectors = reference_embeddings(Path(refs), models)
         ids = people.ids
