@@ -231,3 +231,14 @@ def test_a_run_bank_is_a_season_of_one() -> None:
     assert bank.episodes.tolist() == ["pilot"] and bank.identity_ids.tolist() == [0, 2]
     assert bank.episode_counts.tolist() == [[1], [2]] and bank.name_of(0) == "Ann"
     assert bank.face_anchors.tolist() == [0, 1, 2] and bank.next_id == 3 and bank.series_id == "r1"
+
+
+def test_edits_of_other_outputs_are_named_not_applied(tmp_path: Path) -> None:
+    from facepipe.app.curate import EDITS_FILE, other_edits_warning
+
+    assert other_edits_warning(tmp_path, "run-2") is None
+    log = EditLog(target="run-1", kind="run", edits=[_edit(1, "rename", id=0, name="Ann")])
+    (tmp_path / EDITS_FILE).write_text(log.model_dump_json())
+    assert other_edits_warning(tmp_path, "run-1") is None
+    note = other_edits_warning(tmp_path, "run-2")
+    assert note and "holds edits of earlier outputs (run run-1)" in note and "move it" in note
