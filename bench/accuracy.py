@@ -1,19 +1,20 @@
 """Clustering accuracy of the product's modes, and of the peers, on every label set.
 
-    python bench/accuracy.py [--orders 8] [--cache DIR] [--json bench/accuracy.json] [--rebuild]
+    python bench/accuracy.py [--orders 8] [--cache DIR] [--json bench/results/accuracy.json] [--rebuild]
 
 Builds (or reuses) the label sets of ``bench/labelsets.py`` in ``/tmp/facepipe-accuracy`` (the
 models run only when the cache is missing: about 2.5 min on two cores), then scores, with no
 models, no Celery and no Redis, in a few minutes:
 
-* **the product**, through its real decision chain, exactly as ``tests/reference.py``'s
-  ``in_process_run`` runs it: the cached chunk records (what ``detect_chunk`` + ``embed_record``
-  hand the writer, re-chunked by ``plan_chunks`` for the view's frame step) go through
-  ``facepipe.writer.decide`` chunk after chunk, then ``facepipe.final.final_identities``. Rows:
+* **the product**, through its real decision chain, the one the writer and ``tests/reference.py``
+  also run: the cached chunk records (what ``detect_chunk`` + ``embed_record`` hand the writer,
+  re-chunked by ``plan_chunks`` for the view's frame step) go through
+  :func:`facepipe.clustering.run.cluster_records` (``decide`` chunk after chunk, then the final
+  pass). Rows:
   ``--clustering seed`` (the seed's algorithm), ``--clustering online`` (the previous default),
   ``--clustering tracks`` (the default) and its ablations ``--no-shot-cuts``, ``--no-face-gate``
   and ``--merge-thresh 0`` (tracks only, no final pass);
-* **the peers** of issue #10 (``bench/clustering_options.py``): Immich's DBSCAN (cosine distance
+* **the peers** of issue #10 (``bench/peers.py``): Immich's DBSCAN (cosine distance
   0.5, min 3 faces), connected components at cos >= 0.4, average linkage at distance 0.8, Chinese
   whispers at 0.4, single linkage with cannot-link at 0.4. All faces, no tracks, no gate.
 
@@ -66,17 +67,14 @@ for path in (ROOT, ROOT / "bench"):
     if str(path) not in sys.path:
         sys.path.insert(0, str(path))
 
-import clustering_options as peers  # noqa: E402
 import labelsets  # noqa: E402
+import peers  # noqa: E402
 
-from facepipe.contracts import ChunkRecord, DetectedFace, FrameSignature, RunParams  # noqa: E402
-from facepipe.evaluate import evaluate  # noqa: E402
-from facepipe.final import final_identities  # noqa: E402
-from facepipe.identity import IdentityBank  # noqa: E402
-from facepipe.shots import decode_signature  # noqa: E402
-from facepipe.tracks import Tracker  # noqa: E402
-from facepipe.video import VideoInfo, plan_chunks  # noqa: E402
-from facepipe.writer import RunState, decide  # noqa: E402
+from facepipe.clustering.evaluate import evaluate  # noqa: E402
+from facepipe.clustering.run import cluster_records  # noqa: E402
+from facepipe.clustering.tracks import Tracker  # noqa: E402
+from facepipe.media.plan import plan_chunks  # noqa: E402
+from facepipe.records import DIM, ChunkRecord, DetectedFace, FrameSignature, RunParams, VideoInfo  # noqa: E402
 
 EPS = 0.0005
 MIN_KEPT = 0.95
@@ -277,16 +275,8 @@ def run_params(view: View, changes: dict[str, Any]) -> RunParams:
 
 def run_product(records: list[ChunkRecord], params: RunParams) -> np.ndarray:
     """The final identity of every face (-1: rejected as no face): the writer's decisions chunk by
-    chunk, then the final pass (``tests/reference.py``'s ``in_process_run`` on cached records)."""
-    tracker = Tracker(params.frame_step, params.shot_cuts) if params.clustering == "tracks" else None
-    state = RunState(IdentityBank(), tracker)
-    lines, embeddings = [], []
-    for record in records:
-        commit, _ = decide(state, record, params)
-        lines += commit.lines
-        embeddings.append(commit.embeddings)
-    matrix = np.concatenate(embeddings) if embeddings else np.zeros((0, 512), np.float32)
-    return final_identities(lines, matrix, state.bank, params).labels
+    chunk, then the final pass (:func:`facepipe.clustering.run.cluster_records` on cached records)."""
+    return cluster_records(records, params).labels
 
 
 def cut_flags(view: View) -> np.ndarray:
@@ -294,8 +284,9 @@ def cut_flags(view: View) -> np.ndarray:
     tracker = Tracker(view.step, True)
     flags = np.zeros(len(view.sig_frames), dtype=bool)
     for k, frame in enumerate(view.sig_frames):
-        hist, thumb = decode_signature(view.sig_hist[k], view.sig_thumb[k])
-        flags[k] = tracker.step(int(frame), hist, thumb, np.zeros((0, 4)), np.zeros((0, 512)))[2]
+        signature = FrameSignature(frame=int(frame), hist=view.sig_hist[k], thumb=view.sig_thumb[k])
+        hist, thumb = signature.arrays()
+        flags[k] = tracker.step(int(frame), hist, thumb, np.zeros((0, 4)), np.zeros((0, DIM)))[2]
     return flags
 
 
@@ -541,10 +532,11 @@ def compare_run(out_dir: Path, name: str, cache: Path) -> int:
     """Check that the offline chain reproduces a real run: ``facepipe run``'s ``faces.jsonl`` (and its
     rejected faces) against :func:`run_product` on set ``name``'s cached records at the run's own
     parameters (``summary.json``), face for face."""
-    from facepipe.evaluate import load_run_faces
+    from facepipe.app.scores import load_run_faces
+    from facepipe.app.summary import Summary
 
-    summary = json.loads((out_dir / "summary.json").read_text())
-    params = RunParams.model_validate(summary["params"])
+    summary = Summary.read(out_dir / "summary.json")
+    params = RunParams.model_validate(summary.params)
     data = labelsets.ensure_sets(cache, names=(name,), proxies=())[name]
     if params.min_face != data["min_face"] or params.frame_step % labelsets.STEP or params.blur_enable:
         sys.exit(f"accuracy: the run's min-face/frame step/blur gate cannot be rebuilt from the {name} cache")
@@ -562,9 +554,7 @@ def compare_run(out_dir: Path, name: str, cache: Path) -> int:
         (int(view.frames[i]), [round(float(v), 2) for v in view.faces["bboxes"][i]])
         for i in np.flatnonzero(labels < 0)
     ]
-    rejected_real = [
-        (f["frame"], [round(float(v), 2) for v in f["bbox"]]) for f in summary.get("rejected_faces", [])
-    ]
+    rejected_real = [(f.frame, [round(float(v), 2) for v in f.bbox]) for f in summary.rejected_faces]
     same = offline == real and rejected_offline == rejected_real
     scores = score_one(labels, view)
     print(
@@ -595,7 +585,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=formatter)
     parser.add_argument("--cache", type=Path, default=labelsets.CACHE, help="label-set cache folder")
     parser.add_argument("--orders", type=int, default=8, help="extra shuffled orders per shuffled set")
-    parser.add_argument("--json", type=Path, default=ROOT / "bench" / "accuracy.json", help="results file")
+    parser.add_argument(
+        "--json", type=Path, default=ROOT / "bench" / "results" / "accuracy.json", help="results file"
+    )
     parser.add_argument("--rebuild", action="store_true", help="rebuild the label sets (re-runs the models)")
     parser.add_argument(
         "--compare-run",

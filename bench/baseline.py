@@ -3,9 +3,9 @@
     python bench/baseline.py VIDEO [--frame-step 15] [--threads 0] [--out result.json]
 
 One OpenCV reader grabs every frame and retrieves every ``frame_step``-th one; SCRFD
-detects (facepipe.models.FaceDetector), ``norm_crop`` aligns (facepipe.faces.align),
-ArcFace embeds each frame's faces in one batch (facepipe.models.FaceEmbedder), and the
-seed's online centroid clustering runs in memory (facepipe.identity.IdentityBank).
+detects (facepipe.inference.detector.FaceDetector), ``norm_crop`` aligns (facepipe.inference.align.align),
+ArcFace embeds each frame's faces in one batch (facepipe.inference.embedder.FaceEmbedder), and the
+seed's online centroid clustering runs in memory (facepipe.clustering.identity.IdentityTable).
 No Redis, no Celery, no PNG round trip. Prints one JSON object on stdout.
 """
 
@@ -19,9 +19,11 @@ from pathlib import Path
 
 import cv2
 
-from facepipe.faces import align
-from facepipe.identity import IdentityBank
-from facepipe.models import FaceDetector, FaceEmbedder, resolve_model
+from facepipe.clustering.identity import IdentityTable
+from facepipe.inference.align import align
+from facepipe.inference.detector import FaceDetector
+from facepipe.inference.embedder import FaceEmbedder
+from facepipe.inference.files import resolve_model
 from facepipe.settings import parse_size
 
 # The seed's parameters, written out rather than read from facepipe.settings, so that the
@@ -59,7 +61,7 @@ def run_baseline(
     timings.update(align=0.0, embed=0.0, cluster=0.0)
     cpu = dict.fromkeys(timings, 0.0)  # process CPU seconds (all threads, ORT's pool included)
     cpu["load"] = time.process_time() - cpu_started
-    bank = IdentityBank()
+    table = IdentityTable()
     frames, identities, bboxes = [], [], []
     frames_read = sampled = 0
     first_face_epoch = None
@@ -89,7 +91,7 @@ def run_baseline(
             embeddings = embedder.embed(crops)
             t3, c3 = time.perf_counter(), time.process_time()
             for face, embedding in zip(faces, embeddings, strict=True):
-                match = bank.match_or_add(embedding, sim_thresh, refine_limit)
+                match = table.match_or_add(embedding, sim_thresh, refine_limit)
                 frames.append(index)
                 identities.append(match.identity)
                 bboxes.append([round(float(v), 2) for v in face.bbox])
@@ -124,8 +126,8 @@ def run_baseline(
         "frames_read": frames_read,
         "frames_sampled": sampled,
         "faces": len(identities),
-        "identities": len(bank),
-        "counts": {str(i): c for i, c in enumerate(bank.counts)},
+        "identities": len(table),
+        "counts": {str(i): c for i, c in enumerate(table.counts)},
         "timings": {k: round(v, 3) for k, v in timings.items()},
         "cpu_timings": {k: round(v, 3) for k, v in cpu.items()},
         "first_face_epoch": first_face_epoch,

@@ -1,6 +1,7 @@
 """Ways to decode the sampled frames of an H.264 video, measured side by side (CPU and wall time).
 
-    python bench/decode_bench.py [VIDEO] [--frame-step 15] [--repeat 3] [--json bench/decode_results.json]
+    python bench/decode_bench.py [VIDEO] [--frame-step 15] [--repeat 3]
+                                 [--json bench/results/decode_results.json]
 
 Every way must return the same sampled frames, pixel for pixel, as the plain loop (OpenCV
 grabbing every frame, retrieving every ``frame_step``-th): each frame's md5 is checked against
@@ -54,7 +55,9 @@ def opencv_seq(path: str, step: int, threads: int | None = 1) -> Iterator[tuple[
 
 
 def opencv_chunks(path: str, step: int) -> Iterator[tuple[int, np.ndarray]]:
-    from facepipe.video import ChunkReader, plan_chunks, probe
+    from facepipe.media.plan import plan_chunks
+    from facepipe.media.probe import probe
+    from facepipe.media.readers import ChunkReader
 
     for chunk in plan_chunks(probe(path).frame_count, step, 8):
         yield from ChunkReader(path, chunk, step)
@@ -88,7 +91,9 @@ def pyav_seq(
 
 
 def keyframe_chunks(path: str, step: int) -> Iterator[tuple[int, np.ndarray]]:
-    from facepipe.video import KeyframeReader, plan, probe
+    from facepipe.media.plan import plan
+    from facepipe.media.probe import probe
+    from facepipe.media.readers import KeyframeReader
 
     for chunk in plan(probe(path), "pyav", step, 8).chunks:
         yield from KeyframeReader(path, chunk, step)
@@ -128,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--frame-step", type=int, default=15)
     parser.add_argument("--repeat", type=int, default=3, help="rounds over all the ways (default 3)")
     parser.add_argument("--ways", nargs="*", default=list(WAYS), choices=list(WAYS))
-    parser.add_argument("--json", type=Path, default=ROOT / "bench" / "decode_results.json")
+    parser.add_argument("--json", type=Path, default=ROOT / "bench" / "results" / "decode_results.json")
     args = parser.parse_args(argv)
     if args.video == make_video.TV_PATH and not args.video.exists():
         make_video.build_tv(args.video)

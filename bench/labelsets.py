@@ -4,12 +4,12 @@
 
 Each label set is a video plus, for every face the pipeline detects in it, the chunk records
 ``facepipe run`` would hand its writer and every face's true person (or unknown). The records
-come from :func:`facepipe.pipeline.detect_chunk` and :func:`facepipe.pipeline.embed_record`
+come from :func:`facepipe.inference.chunk.detect_chunk` and :func:`facepipe.inference.chunk.embed_record`
 run in this process over the chunks a run plans (frame step 3, chunk size 8) with
 ``--clustering tracks``, so they carry everything every clustering mode decides from: faces
 (frame, detector index, box, score, embedding, ``crop_mean``, ``emb_norm``) and one
-:class:`~facepipe.contracts.FrameSignature` per sampled frame. They are computed once and
-cached as ``DIR/<set>.records.jsonl`` (one :class:`~facepipe.contracts.ChunkRecord` per line,
+:class:`~facepipe.records.FrameSignature` per sampled frame. They are computed once and
+cached as ``DIR/<set>.records.jsonl`` (one :class:`~facepipe.records.ChunkRecord` per line,
 crops dropped), ``DIR/<set>.crops.npz`` (the 112x112 aligned crops, for the proxy sets) and
 ``DIR/<set>.meta.json`` (rendered videos as ``DIR/<set>.mp4``). Labels are recomputed from
 them on every load and also written as ``DIR/<set>.labels.json`` (``[{frame, bbox, label}]``)
@@ -23,7 +23,7 @@ The sets (1280x720 at 30 fps where rendered; cheap on two cores):
     by hand in ``labelled/tv/*.labels.json`` at ``--frame-step 3 --min-face 40``: faces are
     detected at min-face **40** (the other sets use the run default, 60) and take the label of
     the labelled face in the same frame with box IoU >= 0.5
-    (:func:`facepipe.evaluate.match_labels`).
+    (:func:`facepipe.clustering.evaluate.match_labels`).
 ``slideshow``
     the 62 photos of ``labelled/deepface`` (13 people), each letterboxed to 1280x720 and
     shown for 6 frames (2 sampled frames), shuffled with a fixed seed and repaired so that
@@ -205,7 +205,9 @@ THREADS = int(os.environ.get("FACEPIPE_ACCURACY_THREADS", "2"))
 
 
 def models(threads: int = 2):
-    from facepipe.models import FaceDetector, FaceEmbedder, resolve_model
+    from facepipe.inference.detector import FaceDetector
+    from facepipe.inference.embedder import FaceEmbedder
+    from facepipe.inference.files import resolve_model
 
     return FaceDetector(resolve_model("detector"), threads), FaceEmbedder(resolve_model("embedder"), threads)
 
@@ -229,10 +231,11 @@ def run_settings(name: str, step: int = STEP, **changes: Any):
 def detect_video(name: str, video: Path, detector, embedder) -> tuple[list[str], np.ndarray, dict]:
     """Every chunk record a ``--clustering tracks`` run of ``video`` hands its writer (JSON, crops
     dropped), the faces' aligned crops (in record order), and the video's facts."""
-    from facepipe.contracts import RunParams
-    from facepipe.faces import decode_crop
-    from facepipe.pipeline import detect_chunk, embed_record
-    from facepipe.video import plan_chunks, probe
+    from facepipe.inference.align import decode_crop
+    from facepipe.inference.chunk import detect_chunk, embed_record
+    from facepipe.media.plan import plan_chunks
+    from facepipe.media.probe import probe
+    from facepipe.records import RunParams
 
     settings = run_settings(name, clustering="tracks")
     info = probe(video)
@@ -265,7 +268,7 @@ def detect_video(name: str, video: Path, detector, embedder) -> tuple[list[str],
 
 def reference_embeddings(detector, embedder) -> dict[str, np.ndarray]:
     """``clip:person`` -> unit embedding of the largest face in that person's reference photo."""
-    from facepipe.faces import align
+    from facepipe.inference.align import align
 
     refs = {}
     for clip, (_, prefix, people) in CLIPS.items():
@@ -651,7 +654,7 @@ def label_faces(
 
 def tv_labels(faces: dict[str, np.ndarray], name: str) -> list[str]:
     """A hand-labelled TV clip's labels: the labelled face in the same frame with box IoU >= 0.5."""
-    from facepipe.evaluate import match_labels
+    from facepipe.clustering.evaluate import match_labels
 
     labelled = json.loads((SHARED / "labelled" / "tv" / TV_LABELLED[name][1]).read_text())
     items = [
@@ -683,7 +686,7 @@ def load_meta(name: str, cache: Path) -> dict[str, Any] | None:
 
 def load_records(name: str, cache: Path = CACHE) -> list:
     """The cached chunk records of a set, as a ``--clustering tracks`` run at frame step 3 made them."""
-    from facepipe.contracts import ChunkRecord
+    from facepipe.records import ChunkRecord
 
     lines = _paths(name, cache)[0].read_text().splitlines()
     return [ChunkRecord.model_validate_json(line) for line in lines if line.strip()]
@@ -697,6 +700,8 @@ def load_crops(name: str, cache: Path = CACHE) -> np.ndarray:
 def load_faces(name: str, cache: Path) -> dict[str, Any] | None:
     """The cached faces of a set, flattened in writer order (frame, then detector index), and its
     sampled frames' signatures (base64, as the records carry them); None when not cached."""
+    from facepipe.records import DIM
+
     meta = load_meta(name, cache)
     if meta is None:
         return None
@@ -715,7 +720,7 @@ def load_faces(name: str, cache: Path) -> dict[str, Any] | None:
         "emb_norm": np.array([f.emb_norm for f in faces], dtype=np.float64),
         "embeddings": np.concatenate(matrices).astype(np.float32)
         if faces
-        else np.zeros((0, 512), np.float32),
+        else np.zeros((0, DIM), np.float32),
         "sig_frames": np.array([s.frame for s in signatures], dtype=np.int64),
         "sig_hist": np.array([s.hist for s in signatures], dtype=object),
         "sig_thumb": np.array([s.thumb for s in signatures], dtype=object),

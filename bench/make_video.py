@@ -135,8 +135,8 @@ def build(path: Path = DEFAULT_PATH, loops: int = 7, fourcc: str = "mp4v", force
 
 def encode_h264(frames, path: Path, fps: float = FPS, keyint: int | None = None) -> int:
     """Encode BGR ``frames`` to H.264 in MP4 with x264's defaults (``keyint`` overrides the GOP):
-    :func:`facepipe.samples.write_h264`. Returns the number of frames."""
-    from facepipe.samples import write_h264
+    :func:`facepipe.media.samples.write_h264`. Returns the number of frames."""
+    from facepipe.media.samples import write_h264
 
     count = 0
 

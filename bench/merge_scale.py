@@ -1,4 +1,4 @@
-"""How the merge pass scales: a synthetic bank of N online identities through ``merge_run``.
+"""How the merge pass scales: a synthetic identity table of N online identities through ``merge_run``.
 
     python bench/merge_scale.py --identities 20000 [--faces-per-identity 5] [--seed 0]
 
@@ -8,7 +8,7 @@ face's cosine to its person is about 0.64 and two faces of one person meet at ab
 (ArcFace's range on TV), spread over random frames of a long programme (so some fragments
 share a frame and may not merge). Every person is split into about four fragments. Prints
 one JSON line: ``{"identities", "faces", "people", "final", "seconds", "peak_mb"}``, where
-``seconds`` times :func:`facepipe.merge.merge_run` alone and ``peak_mb`` is the process's
+``seconds`` times :func:`facepipe.clustering.people.merge_run` alone and ``peak_mb`` is the process's
 peak resident memory (everything: Python, NumPy, the inputs and the pass).
 """
 
@@ -21,11 +21,11 @@ import time
 
 import numpy as np
 
-from facepipe.identity import DIM
-from facepipe.merge import merge_run
+from facepipe.clustering.people import merge_run
+from facepipe.records import DIM
 
 
-def synthetic_bank(
+def synthetic_table(
     identities: int, per_identity: int, seed: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
     rng = np.random.default_rng(seed)
@@ -49,7 +49,7 @@ def main() -> None:
     parser.add_argument("--thresh", type=float, default=0.25, help="merge threshold (the default pass's)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    frames, identities, faces, people = synthetic_bank(args.identities, args.faces_per_identity, args.seed)
+    frames, identities, faces, people = synthetic_table(args.identities, args.faces_per_identity, args.seed)
     started = time.perf_counter()
     mapping = merge_run(frames, identities, faces, args.thresh, n_identities=args.identities)
     seconds = time.perf_counter() - started

@@ -1,9 +1,9 @@
 """Single-thread model timings per backend and precision, through facepipe's own sessions.
 
-    python bench/models_bench.py [--repeat 40] [--json bench/models_results.json]
+    python bench/models_bench.py [--repeat 40] [--json bench/results/models_results.json]
 
 For SCRFD-500M at 640x640 and 640x384 and ArcFace (w600k_mbf) on a batch of 8, each session
-as :func:`facepipe.models.make_session` builds it (one thread): ONNX Runtime, OpenVINO fp32,
+as :func:`facepipe.inference.runtimes.make_session` builds it (one thread): ONNX Runtime, OpenVINO fp32,
 OpenVINO bf16 (where the CPU has native bf16). Random inputs; the median and the best of
 ``--repeat`` calls, after a warm-up call. Also how far OpenVINO's outputs are from ONNX Runtime's.
 """
@@ -29,13 +29,14 @@ CASES = {
 
 
 def main(argv: list[str] | None = None) -> int:
-    from facepipe.models import OpenVinoSession, Runtime, cpu_capabilities, make_session, resolve_model
+    from facepipe.inference.files import resolve_model
+    from facepipe.inference.runtimes import OpenVinoSession, Runtime, cpu_capabilities, make_session
 
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--repeat", type=int, default=40)
-    parser.add_argument("--json", type=Path, default=ROOT / "bench" / "models_results.json")
+    parser.add_argument("--json", type=Path, default=ROOT / "bench" / "results" / "models_results.json")
     args = parser.parse_args(argv)
     runtimes = {
         "ONNX Runtime": Runtime("onnxruntime", "fp32", "CPU"),

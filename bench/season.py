@@ -38,7 +38,7 @@ for path in (ROOT, ROOT / "bench"):
 
 import labelsets  # noqa: E402
 
-from facepipe.evaluate import evaluate  # noqa: E402
+from facepipe.clustering.evaluate import evaluate  # noqa: E402
 
 
 def episode_plan(seed: int) -> list[list[labelsets.Tile]]:
@@ -52,7 +52,7 @@ def episode_plan(seed: int) -> list[list[labelsets.Tile]]:
 
 def run(*args: str) -> float:
     started = time.monotonic()
-    proc = subprocess.run([sys.executable, "-m", "facepipe.cli", "run", *args, "--no-progress"], cwd=ROOT)
+    proc = subprocess.run([sys.executable, "-m", "facepipe.app.cli", "run", *args, "--no-progress"], cwd=ROOT)
     if proc.returncode != 0:
         raise SystemExit(f"facepipe run failed ({proc.returncode}): {' '.join(args)}")
     return time.monotonic() - started

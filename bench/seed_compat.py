@@ -1,6 +1,6 @@
 """Does facepipe still reproduce the seed? faces.jsonl of the seed's code against today's, per clip.
 
-    python bench/seed_compat.py [--rev e7f78c6] [--json bench/seed_compat.json]
+    python bench/seed_compat.py [--rev e7f78c6] [--json bench/results/seed_compat.json]
 
 For each clip of ``../shared/data/videos`` (at the frame step the tests use), ``facepipe run``
 of git revision ``--rev`` (its facepipe/, tasks/ and celeryconfig.py from ``git archive``, with
@@ -17,7 +17,7 @@ its own defaults) against today's code with:
 
 Each is compared with the seed's faces.jsonl: bytes, identities face by face (frame and
 identity columns), and face-level agreement (faces paired by frame and box, identities mapped
-one to one; ``bench/run.py``'s ``agreement``).
+one to one; ``bench/harness/faces.py``'s ``agreement``).
 """
 
 from __future__ import annotations
@@ -32,8 +32,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 
+from harness.contenders import checkout_rev  # noqa: E402
+from harness.faces import agreement  # noqa: E402
 from make_video import SHARED  # noqa: E402
-from run import agreement, checkout_rev  # noqa: E402
 
 CLIPS = {
     "hamilton_short": 3,
@@ -65,9 +66,15 @@ def run(video: Path, step: int, out: Path, flags: list[str], code: Path | None =
     env = {k: v for k, v in os.environ.items() if not k.startswith("FACEPIPE_")}
     if code is not None:
         env["PYTHONPATH"] = str(code)
-    cmd = [str(Path(sys.executable).with_name("facepipe")), "run", str(video), "--frame-step", str(step)]
+    # the revision's own entry point (checkout_rev's bin/facepipe): the venv's imports today's layout
+    exe = code / "bin" / "facepipe" if code is not None else Path(sys.executable).with_name("facepipe")
+    cmd = [str(exe), "run", str(video), "--frame-step", str(step)]
     done = subprocess.run(
-        [*cmd, "--out", str(out), "--no-progress", *flags], capture_output=True, text=True, env=env, cwd=ROOT
+        [*cmd, "--out", str(out), "--no-progress", *flags],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=code or ROOT,  # Celery imports celeryconfig and tasks from the working folder first
     )
     if done.returncode != 0:
         raise SystemExit(f"seed_compat: {' '.join(cmd + flags)} failed: {done.stderr[-800:]}")
@@ -88,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--rev", default="e7f78c6", help="the seed's git revision (default e7f78c6)")
-    parser.add_argument("--json", type=Path, default=ROOT / "bench" / "seed_compat.json")
+    parser.add_argument("--json", type=Path, default=ROOT / "bench" / "results" / "seed_compat.json")
     args = parser.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="seed-compat-"))
     code = Path(checkout_rev(work, args.rev))

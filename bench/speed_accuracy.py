@@ -1,6 +1,7 @@
 """What the speed options do to accuracy, on every label set: faces found, identities, BCubed F.
 
-    python bench/speed_accuracy.py [--cache /tmp/facepipe-accuracy-speed] [--json bench/speed_accuracy.json]
+    python bench/speed_accuracy.py [--cache /tmp/facepipe-accuracy-speed]
+                                   [--json bench/results/speed_accuracy.json]
                                    [--sets slideshow tv ...] [--no-tv-labels]
 
 Variants (detector input, backend, precision), each run over every label set:
@@ -15,13 +16,13 @@ Variants (detector input, backend, precision), each run over every label set:
    pipeline's own functions (``detect_chunk``/``embed_record`` over the run's chunk plan), its
    faces are labelled by labelsets' rules (the same reference embeddings for every variant),
    and clustered as ``facepipe run`` clusters by default (online at ``--sim-thresh`` 0.40, then
-   the merge pass at 0.25). Scores from ``facepipe.evaluate``.
+   the merge pass at 0.25). Scores from ``facepipe.clustering.evaluate``.
 2. The hand-labelled real TV clips (``../shared/data/labelled/tv``, labels for
    ``--frame-step 3 --min-face 40``): a real ``facepipe run`` per variant, scored with
    ``facepipe eval``.
 
 Videos and detections go to their own cache (not labelsets' ``/tmp/facepipe-accuracy``, which
-other work uses). Prints markdown tables and writes ``bench/speed_accuracy.json``.
+other work uses). Prints markdown tables and writes ``bench/results/speed_accuracy.json``.
 """
 
 from __future__ import annotations
@@ -43,7 +44,10 @@ for path in (ROOT, ROOT / "bench"):
 
 import labelsets  # noqa: E402
 
-from facepipe.evaluate import evaluate, evaluate_run  # noqa: E402
+from facepipe.app.scores import evaluate_run  # noqa: E402
+from facepipe.app.summary import Summary  # noqa: E402
+from facepipe.clustering.evaluate import evaluate  # noqa: E402
+from facepipe.records import DIM  # noqa: E402
 
 CACHE = Path("/tmp/facepipe-accuracy-speed")
 #: name -> (det_input, backend, precision, extra facepipe flags)
@@ -59,11 +63,14 @@ TV_CLIPS = ("debate_clip", "talk_show_montage")
 
 def detect_variant(video: Path, step: int, variant: str) -> dict[str, np.ndarray]:
     """Every face ``facepipe run VIDEO --frame-step STEP`` would find with the variant's options."""
-    from facepipe.contracts import RunParams
-    from facepipe.models import FaceDetector, FaceEmbedder, resolve_model
-    from facepipe.pipeline import detect_chunk, embed_record
+    from facepipe.inference.chunk import detect_chunk, embed_record
+    from facepipe.inference.detector import FaceDetector
+    from facepipe.inference.embedder import FaceEmbedder
+    from facepipe.inference.files import resolve_model
+    from facepipe.media.plan import plan
+    from facepipe.media.probe import probe
+    from facepipe.records import RunParams
     from facepipe.settings import Settings
-    from facepipe.video import plan, probe
 
     det_input, backend, precision = VARIANTS[variant]
     settings = Settings(frame_step=step, det_input=det_input, backend=backend, precision=precision)
@@ -83,21 +90,21 @@ def detect_variant(video: Path, step: int, variant: str) -> dict[str, np.ndarray
     return {
         "frames": np.array(frames, dtype=np.int64),
         "bboxes": np.array(boxes, dtype=np.float32).reshape(-1, 4),
-        "embeddings": np.array(embs, dtype=np.float32).reshape(-1, 512),
+        "embeddings": np.array(embs, dtype=np.float32).reshape(-1, DIM),
         "det_input": np.array(params.det_input),
     }
 
 
 def cluster(frames: np.ndarray, embeddings: np.ndarray) -> list[int]:
     """facepipe's default clustering: online match-or-add, then the merge pass."""
-    from facepipe.identity import IdentityBank
-    from facepipe.merge import merge_run
+    from facepipe.clustering.identity import IdentityTable
+    from facepipe.clustering.people import merge_run
 
-    bank = IdentityBank()
-    online = [bank.match_or_add(e, SIM_THRESH, REFINE_LIMIT).identity for e in embeddings]
-    if len(bank) < 2:
+    table = IdentityTable()
+    online = [table.match_or_add(e, SIM_THRESH, REFINE_LIMIT).identity for e in embeddings]
+    if len(table) < 2:
         return online
-    mapping = merge_run(list(frames), online, embeddings, MERGE_THRESH, n_identities=len(bank))
+    mapping = merge_run(list(frames), online, embeddings, MERGE_THRESH, n_identities=len(table))
     return [int(mapping[i]) for i in online]
 
 
@@ -167,16 +174,16 @@ def tv_labels(workdir: Path) -> dict[str, dict[str, Any]]:
             if done.returncode != 0:
                 raise SystemExit(f"speed_accuracy: {' '.join(cmd)} failed: {done.stderr[-500:]}")
             scores = evaluate_run(out, labels)
-            summary = json.loads((out / "summary.json").read_text())
+            summary = Summary.read(out / "summary.json")
             results.setdefault(f"tv:{clip}@3", {})[variant] = {
-                "faces": summary["faces_embedded"],
+                "faces": summary.faces_embedded,
                 "labelled": scores["faces"],
-                "identities": summary["identities"],
+                "identities": summary.identities,
                 "found": scores["found"],
                 "true": scores["true"],
                 "bcubed_f": round(scores["bcubed"]["f1"], 4),
                 "pairwise_f": round(scores["pairwise"]["f1"], 4),
-                "det_input": "x".join(map(str, summary["params"]["det_input"])),
+                "det_input": "x".join(map(str, summary.params["det_input"])),
             }
     return results
 
@@ -209,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--cache", type=Path, default=CACHE, help=f"videos and detections (default {CACHE})")
-    parser.add_argument("--json", type=Path, default=ROOT / "bench" / "speed_accuracy.json")
+    parser.add_argument("--json", type=Path, default=ROOT / "bench" / "results" / "speed_accuracy.json")
     parser.add_argument("--sets", nargs="*", default=list(labelsets.SETS), choices=labelsets.SETS)
     parser.add_argument("--no-tv-labels", action="store_true", help="skip the hand-labelled TV clips")
     args = parser.parse_args(argv)

@@ -2,23 +2,23 @@
 
     python bench/writer_bench.py [--sizes 100,1000,10000] [--chunks 20] [--rounds 5] [--faces-per-chunk 12]
 
-For each bank size N a private valkey-server (facepipe.embedded.EmbeddedServer, in a
-temporary folder, stopped in ``finally``) gets a run whose bank already holds N
+For each identity-table size N a private valkey-server (facepipe.distributed.embedded.EmbeddedServer, in a
+temporary folder, stopped in ``finally``) gets a run whose identity table already holds N
 identities (their ``K:ident:ID`` hashes and the ``identities`` counter, as the writer
 leaves them), then chunk records of ``--faces-per-chunk`` unit embeddings are stored
 with ``RunStore.put_chunk`` and applied with ``Writer.apply_ready``:
 
-* chunk 0 alone, cold (the writer has no cached bank, so it reloads N hashes);
+* chunk 0 alone, cold (the writer has no cached identity table, so it reloads N hashes);
 * then ``--rounds`` rounds of ``--chunks`` chunks, each round one timed ``apply_ready``
-  call, warm (cached bank; one WATCH/MULTI transaction per chunk). This is the writer's
+  call, warm (cached table; one WATCH/MULTI transaction per chunk). This is the writer's
   steady state, without Celery's own per-task cost (one message per chunk). The median
   round is reported, the best in brackets: the host is shared and noisy.
 
 Two kinds of faces: ``random`` (random unit vectors, which all found new identities, as
 the brief asks) and ``match`` (a random existing centroid plus noise, cosine ~0.7, so
 every face joins an identity). The same faces go through a bare in-memory
-``IdentityBank.match_or_add`` for comparison. Last, the capacity arithmetic: how many
-detect / embed workers one writer keeps up with, from bench/results.json when present.
+``IdentityTable.match_or_add`` for comparison. Last, the capacity arithmetic: how many
+detect / embed workers one writer keeps up with, from bench/results/results.json when present.
 """
 
 from __future__ import annotations
@@ -34,13 +34,12 @@ from pathlib import Path
 
 import numpy as np
 
-from facepipe.contracts import ChunkRecord, DetectedFace, RunParams
-from facepipe.embedded import EmbeddedServer
-from facepipe.identity import DIM, IdentityBank
+from facepipe.clustering.identity import IdentityTable
+from facepipe.distributed.embedded import EmbeddedServer
+from facepipe.distributed.store import RunStore, connect
+from facepipe.distributed.writer import Writer
+from facepipe.records import DIM, ChunkRecord, DetectedFace, RunParams, VideoInfo
 from facepipe.settings import Settings
-from facepipe.store import RunStore, connect
-from facepipe.video import VideoInfo
-from facepipe.writer import Writer
 
 BENCH = Path(__file__).resolve().parent
 # The seed's clustering (explicit, so facepipe's moving defaults do not move the bench; the
@@ -49,7 +48,7 @@ PARAMS = RunParams.build(
     Settings(clustering="seed", sim_thresh=0.27, refine_limit=30, merge_thresh=0.0, frame_step=15),
     VideoInfo("writer-bench", 10**9, 30.0, 1280, 720),
 )
-# Used only when bench/results.json is absent: faces per second of one worker process,
+# Used only when bench/results/results.json is absent: faces per second of one worker process,
 # measured on the 2-core bench machine (see bench/README.md).
 FALLBACK_DET_FACES_PER_S = 20.0
 FALLBACK_EMB_FACES_PER_S = 40.0
@@ -130,24 +129,24 @@ def bench_writer(client, n: int, kind: str, chunks: int, rounds: int, per_chunk:
         applied = writer.apply_ready(store, PARAMS)
         rates.append(chunks * per_chunk / (time.perf_counter() - t0))
         assert applied == chunks, applied
-    stats = store.stats()
+    counters = store.counters()
     store.delete()
 
-    bank = IdentityBank()
+    table = IdentityTable()
     for c in centroids:
-        bank.add(c, c, PARAMS.refine_limit, 1)
-    bank.match_or_add(faces[0], PARAMS.sim_thresh, PARAMS.refine_limit)
+        table.add(c, c, PARAMS.refine_limit, 1)
+    table.match_or_add(faces[0], PARAMS.sim_thresh, PARAMS.refine_limit)
     memory = []
     for r in range(rounds):
         batch = faces[(1 + r * chunks) * per_chunk : (1 + (r + 1) * chunks) * per_chunk]
         t0 = time.perf_counter()
         for face in batch:
-            bank.match_or_add(face, PARAMS.sim_thresh, PARAMS.refine_limit)
+            table.match_or_add(face, PARAMS.sim_thresh, PARAMS.refine_limit)
         memory.append(len(batch) / (time.perf_counter() - t0))
     return {
         "identities_before": n,
         "faces": kind,
-        "identities_after": stats["identities"],
+        "identities_after": counters.online_identities,
         "writer_cold_first_chunk_s": round(cold, 4),
         "writer_faces_per_s_rounds": [round(x, 1) for x in rates],
         "writer_ops_per_s": round(statistics.median(rates), 1),
@@ -161,7 +160,7 @@ def bench_writer(client, n: int, kind: str, chunks: int, rounds: int, per_chunk:
 
 
 def worker_rates(path: Path) -> tuple[float, float, str]:
-    """Faces/s of one detect and one embed worker process, from bench/results.json if there."""
+    """Faces/s of one detect and one embed worker process, from bench/results/results.json if there."""
     if path.is_file():
         results = json.loads(path.read_text())
         stage = results.get("stage_run", {}).get("monitor")
@@ -174,7 +173,11 @@ def worker_rates(path: Path) -> tuple[float, float, str]:
                 f"{path.name}: {stage['faces']} faces over {det:.1f} s of detect-task time and "
                 f"{sums['embed']:.1f} s of embed-task time (summed ChunkRecord.timings, instrumented B run)",
             )
-    return FALLBACK_DET_FACES_PER_S, FALLBACK_EMB_FACES_PER_S, "built-in fallback (no bench/results.json)"
+    return (
+        FALLBACK_DET_FACES_PER_S,
+        FALLBACK_EMB_FACES_PER_S,
+        "built-in fallback (no bench/results/results.json)",
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -187,9 +190,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--faces-per-chunk", type=int, default=12, help="faces per chunk (default 12)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument(
-        "--run-results", type=Path, default=BENCH / "results.json", help="bench/run.py output"
+        "--run-results", type=Path, default=BENCH / "results" / "results.json", help="bench/run.py output"
     )
-    parser.add_argument("--results", type=Path, default=BENCH / "writer_results.json")
+    parser.add_argument("--results", type=Path, default=BENCH / "results" / "writer_results.json")
     parser.add_argument(
         "--det-faces-per-s", type=float, default=None, help="override one detect worker's rate"
     )

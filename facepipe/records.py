@@ -365,8 +365,8 @@ class Counters(BaseModel):
     faces_embedded: int = 0
     faces_saved: int = 0
     faces_unsaved: int = 0
-    #: the writer's online identities
-    identities: int = 0
+    #: identities the writer founded online (the identity table's size)
+    online_identities: int = 0
     chunks_applied: int = 0
     chunks_failed: int = 0
     cuts: int = 0

@@ -126,7 +126,7 @@ def identity_table(store: RunStore) -> dict[str, Any]:
                 "frames_sampled",
                 "faces_detected",
                 "faces_embedded",
-                "identities",
+                "online_identities",
                 "cuts",
                 "faces_suspect",
             )

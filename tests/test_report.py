@@ -262,7 +262,7 @@ def test_report_from_the_crops_the_run_kept_needs_no_video(t1_run, tmp_path: Pat
     out, summary, _, report, store = t1_run
     for name in ("summary.json", "faces.jsonl"):
         shutil.copy(out / name, tmp_path / name)
-    kept_page = build_report(tmp_path, str(tmp_path / "moved-away.mp4"), kept=store.crops).read_text()
+    kept_page = build_report(tmp_path, str(tmp_path / "moved-away.mp4"), kept=store.thumbnails).read_text()
     from_video = _img_sources(report.read_text(encoding="utf-8"))
     assert _img_sources(kept_page) == from_video and from_video
     assert "Face crops not shown" not in kept_page

@@ -47,7 +47,7 @@ def show_status(settings: Settings, run_id: str | None) -> int:
         f"of {meta.get('chunks')}"
     )
     print(
-        f"  faces {counters.faces_embedded}, identities {counters.identities}, "
+        f"  faces {counters.faces_embedded}, online identities {counters.online_identities}, "
         f"frames sampled {counters.frames_sampled}, blurry {counters.frames_blurry}"
     )
     for failure in store.failed():

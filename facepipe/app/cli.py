@@ -12,10 +12,10 @@ import os
 import signal
 import sys
 import time
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from facepipe import __version__
 from facepipe.errors import FacepipeError
 from facepipe.settings import CURATION_GROUPS, GROUPS, Choice, Settings, group_of, load_settings
 
@@ -67,12 +67,13 @@ def _add_settings_flags(
             group.add_argument(
                 _flag(name), dest=name, action=argparse.BooleanOptionalAction, default=None, help=help_text
             )
-        elif isinstance(field.annotation, type) and issubclass(field.annotation, Choice):
-            group.add_argument(
-                _flag(name), dest=name, default=None, choices=field.annotation.values(), help=help_text
-            )
         else:
-            metavar = "WxH" if name == "det_input" else name.split("_")[-1].upper()
+            # the settings model checks every value (a bad choice is its one-line error, as a bad
+            # number is), so choices are shown here, not enforced by argparse
+            if isinstance(field.annotation, type) and issubclass(field.annotation, Choice):
+                metavar = "{" + ",".join(field.annotation.values()) + "}"
+            else:
+                metavar = "WxH" if name == "det_input" else name.split("_")[-1].upper()
             group.add_argument(
                 _flag(name), dest=name, default=None, metavar=metavar, help=help_text, type=str
             )
@@ -83,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="facepipe",
         description="Turn video into a per-person bank of face embeddings and appearance counts.",
     )
-    parser.add_argument("--version", action="version", version=f"facepipe {__version__}")
+    parser.add_argument("--version", action="version", version=f"facepipe {version('facepipe')}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     run = sub.add_parser(
@@ -118,7 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     evaluate = sub.add_parser(
         "eval",
-        help="score a finished run against labels (pairwise and BCubed precision/recall/F)",
+        help="score a finished run against labels (BCubed and pairwise P/R/F, each person's count error)",
         description="Score OUT_DIR's faces.jsonl against LABELS, a JSON list of {frame, bbox, label} "
         "(faces matched by box overlap; unmatched faces are unknown and excluded), as "
         "bench/labelsets.py writes.",

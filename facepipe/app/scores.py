@@ -7,6 +7,7 @@ The metrics are :mod:`facepipe.clustering.evaluate`'s; this module reads the run
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Hashable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from typing import Any
 import numpy as np
 import orjson
 
+from facepipe.app.summary import Summary
 from facepipe.clustering.evaluate import evaluate, match_labels
 from facepipe.errors import FacepipeError
 
@@ -41,18 +43,34 @@ def evaluate_run(
     ``labels`` is either a sequence with one label per line of ``faces.jsonl`` (``None`` =
     unknown), or a sequence of ``{"frame", "bbox", "label"}`` dicts (or the path of a JSON
     file holding such a list, as ``bench/labelsets.py`` writes) matched to the run's faces by
-    frame and box IoU (:func:`match_labels`). ``mapping`` optionally renames identities
-    first (for example the result of an offline merge pass).
+    frame and box IoU (:func:`match_labels`); then a person's true count is their labelled
+    faces on the frames the run sampled, so faces the run never kept count against it too.
+    ``mapping`` optionally renames identities first (for example the result of an offline
+    merge pass).
     """
     faces = load_run_faces(out_dir)
     if isinstance(labels, (str, Path)):
         labels = json.loads(Path(labels).read_text())
     labels = list(labels)
-    truth = match_labels(faces, labels) if labels and isinstance(labels[0], Mapping) else labels
+    labelled = None
+    if labels and isinstance(labels[0], Mapping):
+        truth = match_labels(faces, labels)
+        step = _frame_step(Path(out_dir))
+        labelled = Counter(
+            item["label"] for item in labels if item.get("label") and int(item["frame"]) % step == 0
+        )
+    else:
+        truth = labels
     predicted = [f["identity"] for f in faces]
     if mapping:
         predicted = [mapping.get(p, p) for p in predicted]
-    return evaluate(predicted, truth)
+    return evaluate(predicted, truth, labelled)
+
+
+def _frame_step(out_dir: Path) -> int:
+    """The run's frame step (its summary's, else 1: every labelled frame was sampled)."""
+    path = out_dir / "summary.json"
+    return Summary.read(path).frame_step if path.is_file() else 1
 
 
 def eval_command(out_dir: str, labels: str) -> int:

@@ -223,7 +223,7 @@ def format_series(summary: dict[str, Any], out: Path) -> str:
             f"  {ep['name']}: {ep['faces']} faces, {ep['identities']} identities{state[ep['status']]}"
         )
     for conflict in summary["conflicts"]:
-        lines.append(f"  NOTE: {conflict['note']}")
+        lines.append(f"  NOTE: {conflict['note']}")  # names both ids, the linkages, and what to do
     for gone in summary.get("removed") or []:
         lines.append(
             f"  left out: {gone['episode']} identity {gone['episode_identity']} ({gone['faces']} faces) "

@@ -117,7 +117,7 @@ def decide(state: RunState, record: ChunkRecord, params: RunParams) -> Commit:
         frames_lost=record.frames_unreadable,
         faces_detected=len(record.faces),
         faces_embedded=len(record.faces),
-        identities=len(table) - before,
+        online_identities=len(table) - before,
         chunks_applied=1,
     )
     commit.timings = record.timings

@@ -23,7 +23,12 @@ cluster, ``L(i)`` those with face ``i``'s true label):
   cluster|``, ``R = |same cluster and same label| / |same label|``;
 * BCubed (Bagga & Baldwin 1998; Amigo et al. 2009): ``P = mean_i |C(i) & L(i)| / |C(i)|``,
   ``R = mean_i |C(i) & L(i)| / |L(i)|`` (each face counts itself);
-* ``found``: distinct predicted clusters among the labelled faces; ``true``: distinct labels.
+* ``found``: distinct predicted clusters among the labelled faces; ``true``: distinct labels;
+* a person's **count error** (:func:`person_counts`): the person's *main identity* is the
+  predicted cluster holding most of their faces; its count is its labelled faces (theirs and
+  anybody else's), and the error is ``|count - true count| / true count``. A person split
+  into splinters shows a count too low, two people merged a count too high: the error of the
+  product's figure, faces per person, where F hides it among all faces.
 """
 
 from __future__ import annotations
@@ -83,13 +88,61 @@ def people_counts(predicted: Sequence[Hashable], truth: Sequence[Hashable | None
     return {"found": len({p for p, _ in known}), "true": len({t for _, t in known})}
 
 
-def evaluate(predicted: Sequence[Hashable], truth: Sequence[Hashable | None]) -> dict[str, Any]:
-    """Every metric at once: ``pairwise``, ``bcubed`` (dicts of P/R/F1), ``found``, ``true``, ``faces``.
+#: persons with fewer labelled faces than this are left out of ``worst_count_error`` (a 3-face
+#: guest's count is one face off by 33%; the figure is about the people a count is for)
+COUNT_ERROR_MIN_FACES = 20
+
+
+def person_counts(
+    predicted: Sequence[Hashable],
+    truth: Sequence[Hashable | None],
+    labelled: Mapping[Hashable, int] | None = None,
+) -> dict[str, dict[str, Any]]:
+    """Per true person (by label, as text): ``true`` (labelled faces), ``identity`` (the main
+    identity: most of their faces; ties to the first met), ``found`` (that identity's labelled
+    faces) and ``error`` (``|found - true| / true``, rounded to 4 places).
+
+    ``labelled`` gives each person's true count where the run may have missed labelled faces
+    (``facepipe eval``: the labels of the frames the run sampled); by default it is the
+    person's faces among ``truth``."""
+    known = _known(predicted, truth)
+    sizes = Counter(p for p, _ in known)
+    cells = Counter(known)
+    main: dict[Hashable, tuple[int, Hashable]] = {}
+    for (identity, person), n in cells.items():
+        if person not in main or n > main[person][0]:
+            main[person] = (n, identity)
+    out = {}
+    for person, matched in Counter(t for _, t in known).items():
+        true = max(matched, (labelled or {}).get(person, 0))
+        identity = main[person][1]
+        found = sizes[identity]
+        out[str(person)] = {
+            "true": true,
+            "identity": identity,
+            "found": found,
+            "error": round(abs(found - true) / true, 4),
+        }
+    return out
+
+
+def evaluate(
+    predicted: Sequence[Hashable],
+    truth: Sequence[Hashable | None],
+    labelled: Mapping[Hashable, int] | None = None,
+) -> dict[str, Any]:
+    """Every metric at once: ``pairwise``, ``bcubed`` (dicts of P/R/F1), ``found``, ``true``,
+    ``faces``, ``persons`` (:func:`person_counts`) and ``worst_count_error``.
 
     ``faces`` is the number of labelled faces scored; ``unlabelled`` the number excluded;
-    ``identities`` the number of distinct predicted clusters over *all* faces.
+    ``identities`` the number of distinct predicted clusters over *all* faces;
+    ``worst_count_error`` the largest count error among persons with at least
+    :data:`COUNT_ERROR_MIN_FACES` labelled faces (0.0 when there are none). ``labelled``: see
+    :func:`person_counts`.
     """
     known = _known(predicted, truth)
+    persons = person_counts(predicted, truth, labelled)
+    errors = [p["error"] for p in persons.values() if p["true"] >= COUNT_ERROR_MIN_FACES]
     return {
         "pairwise": pairwise_scores(predicted, truth),
         "bcubed": bcubed_scores(predicted, truth),
@@ -97,6 +150,8 @@ def evaluate(predicted: Sequence[Hashable], truth: Sequence[Hashable | None]) ->
         "faces": len(known),
         "unlabelled": len(predicted) - len(known),
         "identities": len(set(predicted)),
+        "persons": persons,
+        "worst_count_error": max(errors, default=0.0),
     }
 
 

@@ -167,7 +167,7 @@ def follow(
             if len(runs) > 1:
                 postfix["videos_done"] = f"{done}/{len(runs)}"
             else:
-                postfix["ids"] = counters[0].identities
+                postfix["ids"] = counters[0].online_identities
             bar.set_postfix(postfix, refresh=False)
             bar.refresh()
             if done == len(runs):

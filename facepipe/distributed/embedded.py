@@ -279,7 +279,7 @@ def ort_threads_per_process(processes: int) -> int:
 
 
 #: CPU seconds each stage's worker spends per sampled frame with the default settings, measured
-#: on the H.264 TV edit (bench/README.md; stage timers of bench/results_h264.json, "new"):
+#: on the H.264 TV edit (bench/README.md; stage timers of bench/results/results_h264.json, "new"):
 #: decode + detect + align 22.3 s and embed 11.3 s for 599 sampled frames with 787 faces.
 STAGE_COST = {"detect": 0.037, "embed": 0.019}
 

@@ -277,7 +277,7 @@ class RunStore:
         which the WATCH catches).
         """
         client = client or self.r
-        count = int(client.hget(self.key("stats"), "identities") or 0)
+        count = int(client.hget(self.key("stats"), "online_identities") or 0)
         table = IdentityTable(capacity=max(64, count))
         with self.r.pipeline(transaction=False) as pipe:
             for identity in range(count):

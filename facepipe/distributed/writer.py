@@ -84,6 +84,9 @@ class Writer:
                     self._cache.pop(store.base, None)  # the state is mutated below
                     record = read_record(raw, seq)
                     commit = decide(state, record, params)
+                    # encoded before the commit: a crop that cannot be encoded fails the attempt
+                    # (retried, then the chunk is lost), never a committed chunk's crops
+                    saves = crops_to_save(record, commit, params)
                     pipe.multi()
                     store.queue_commit(pipe, commit)
                     pipe.execute()
@@ -100,7 +103,7 @@ class Writer:
                     commit.lost["frames"][1] - 1,
                     commit.lost["reason"],
                 )
-            _save_crops(store, crops_to_save(record, commit, params))
+            _save_crops(store, saves)
             return True
 
     def give_up_next(self, store: RunStore, reason: str) -> bool:

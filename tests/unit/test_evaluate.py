@@ -9,7 +9,14 @@ import pytest
 
 from facepipe.app.scores import evaluate_run
 from facepipe.clustering.boxes import box_iou
-from facepipe.clustering.evaluate import bcubed_scores, evaluate, match_labels, pairwise_scores, people_counts
+from facepipe.clustering.evaluate import (
+    bcubed_scores,
+    evaluate,
+    match_labels,
+    pairwise_scores,
+    people_counts,
+    person_counts,
+)
 
 TRUTH = ["a", "a", "b", "b", "c"]
 
@@ -121,3 +128,17 @@ def test_evaluate_run_reads_faces_jsonl(tmp_path: Path) -> None:
     assert evaluate_run(tmp_path, labels) == aligned
     merged = evaluate_run(tmp_path, labels, mapping={2: 1})
     assert merged["bcubed"]["f1"] == 1.0 and merged["found"] == 2
+
+
+def test_a_split_person_counts_low_and_a_merged_pair_high() -> None:
+    # "a": 30 faces, split 24 + 6; "b" (20) and "c" (5) merged into one identity
+    predicted = ["x"] * 24 + ["y"] * 6 + ["z"] * 25
+    truth = ["a"] * 30 + ["b"] * 20 + ["c"] * 5
+    persons = person_counts(predicted, truth)
+    assert persons["a"] == {"true": 30, "identity": "x", "found": 24, "error": 0.2}
+    assert persons["b"] == {"true": 20, "identity": "z", "found": 25, "error": 0.25}
+    assert persons["c"]["error"] == 4.0  # its main identity is b's
+    scores = evaluate(predicted, truth)
+    assert scores["worst_count_error"] == 0.25  # c has fewer than 20 labelled faces: left out
+    assert evaluate(["x"] * 25, ["a"] * 25)["worst_count_error"] == 0.0
+    assert evaluate([1, 2], [None, None])["persons"] == {}

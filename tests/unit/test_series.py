@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from facepipe.app.banks import read_series_bank, write_series_bank
-from facepipe.app.series_outputs import write_series
+from facepipe.app.series_outputs import format_series, write_series
 from facepipe.clustering.final import FinalIdentities
 from facepipe.clustering.series import EpisodeResult, series_pass
 from facepipe.errors import FacepipeError
@@ -102,6 +102,8 @@ def test_a_bank_keeps_its_ids_grows_into_a_superset_and_reports_conflicts(tmp_pa
         "bank identities 0 and 1 look like one person: e4 identity 0"
     )
     assert (tmp_path / "series" / "identities.csv").read_text().splitlines()[0].endswith("e4 (s)")
+    printed = format_series(summary, tmp_path / "series")  # once a KeyError after the outputs
+    assert "NOTE: bank identities 0 and 1 look like one person" in printed and "decide by hand" in printed
 
 
 def test_the_result_depends_only_on_the_inputs() -> None:
