@@ -127,11 +127,6 @@ class Summary(BaseModel):
     def to_json(self) -> bytes:
         return orjson.dumps(self.model_dump(mode="json"), option=orjson.OPT_INDENT_2)
 
-    def label(self, identity: int | str) -> str:
-        """How people read an identity: ``3 "Ross"``, or ``3``."""
-        name = self.names.get(str(identity))
-        return f'{identity} "{name}"' if name else str(identity)
-
     @property
     def fps(self) -> float:
         return float(self.params.get("fps") or 25.0)
