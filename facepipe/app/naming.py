@@ -185,7 +185,8 @@ def name_command(path: str, refs: str, thresh: float, margin: float, dry_run: bo
                 print(f"  {m.identity}: {m.name} {m.score:.2f} or {m.runner_up} {m.runner_up_score:.2f}")
         if unknown:
             listed = ", ".join(str(m.identity) for m in unknown)
-            print(f"unknown, left unnamed ({len(unknown)}): {listed}")
+            best = max(m.score for m in unknown)
+            print(f"unknown, left unnamed ({len(unknown)}; closest to a name at cosine {best:.2f}): {listed}")
         named_ids: dict[str, list[int]] = {}
         for m in matches:
             if m.verdict == "named" and m.name is not None:
