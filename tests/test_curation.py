@@ -324,6 +324,18 @@ def test_run_edits_split_undo_and_their_refusals(season: Path, tmp_path: Path) -
     assert _lines(out / "faces.jsonl") == faces
     _refused(facepipe("edit", str(tmp_path / "nowhere")), "is not a folder")
     _refused(facepipe("edit", str(out), "--split", str(a), "--tracks", "999"), "has no track 999")
+    # another run written into this edited folder: its edits.json is refused, and once moved away
+    # the new run's outputs are edited, never the old run's original/
+    for name in ("summary.json", "faces.jsonl", "bank.npz"):
+        shutil.copy(season / "ep1" / name, out / name)
+    refused = facepipe("edit", str(out), "--rename", "0", "X")
+    _refused(refused, "holds the edits of run", "move that file away")
+    (out / "edits.json").rename(tmp_path / "old-edits.json")
+    _ok(facepipe("edit", str(out), "--rename", "0", "X"))
+    now = _json(out / "summary.json")
+    assert now["run_id"] == _json(season / "ep1" / "summary.json")["run_id"]
+    assert len(now["counts"]) == 6 and now["names"] == {"0": "X"}
+    assert len(list(out.glob("original-*"))) == 1
 
 
 # -- the report's controls in a real browser ----------------------------------------------------

@@ -60,8 +60,20 @@ class Target:
     @property
     def source(self) -> Path:
         """Where the machine's outputs are: ``original/`` once edited, else the folder itself."""
-        original = self.folder / ORIGINAL_DIR
-        return original if (original / "bank.npz").is_file() else self.folder
+        return self.folder / ORIGINAL_DIR if original_of(self) == self.id else self.folder
+
+
+def original_of(target: Target) -> str | None:
+    """The run (or series) id of the outputs kept in ``original/``; None when there are none.
+    Outputs of another run there (a new run written into an edited folder) are not these."""
+    original = target.folder / ORIGINAL_DIR
+    if not (original / "bank.npz").is_file() or not (original / "summary.json").is_file():
+        return None
+    try:
+        summary = orjson.loads((original / "summary.json").read_bytes())
+    except (OSError, orjson.JSONDecodeError):
+        return ""
+    return str(summary.get("series_id") or summary.get("run_id") or "") if isinstance(summary, dict) else ""
 
 
 @dataclass
@@ -244,8 +256,11 @@ def read_outputs(target: Target) -> Outputs:
 def snapshot(target: Target) -> None:
     """Keep the machine's outputs in ``original/`` before the first edit changes them."""
     original = target.folder / ORIGINAL_DIR
-    if (original / "bank.npz").is_file():
+    kept = original_of(target)
+    if kept == target.id:
         return
+    if kept is not None or original.exists():  # another run's, left behind: keep it, by its id
+        original.rename(target.folder / f"{ORIGINAL_DIR}-{kept or 'unknown'}-{now_text().replace(':', '')}")
     partial = target.folder / (ORIGINAL_DIR + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir()
