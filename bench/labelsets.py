@@ -24,6 +24,16 @@ The sets (1280x720 at 30 fps where rendered; cheap on two cores):
     detected at min-face **40** (the other sets use the run default, 60) and take the label of
     the labelled face in the same frame with box IoU >= 0.5
     (:func:`facepipe.clustering.evaluate.match_labels`).
+``avengers``, ``poppins``, ``herapheri``, ``ellen``, ``blackjournal``
+    film and TV clips labelled by hand face by face at ``--frame-step 3 --min-face 30``
+    (issue 18; ``labelled/tv/``, ``data/MANIFEST.md``): detected at min-face **30**, labels as
+    above. Every labelled face is matched (220/220 on avengers, 130/130 on poppins).
+``<clip>-360``, ``<clip>-270`` (:func:`lowres_sets`)
+    low-resolution views of the seven hand-labelled clips: the clip downscaled (INTER_AREA,
+    aspect kept) to fit 640x360 / 480x270, written again as mp4v (one more generation of
+    compression) and detected at the clip's min-face times the scale, so about the same faces
+    are in, each with fewer pixels; labels carry over by IoU >= 0.5 with the labelled boxes
+    scaled alike. A clip already inside the box has no such view (11 views in all).
 ``slideshow``
     the 62 photos of ``labelled/deepface`` (13 people), each letterboxed to 1280x720 and
     shown for 6 frames (2 sampled frames), shuffled with a fixed seed and repaired so that
@@ -57,14 +67,15 @@ The sets (1280x720 at 30 fps where rendered; cheap on two cores):
     source's terms by the rules above (call by the half of the *source* frame its box centre
     maps to). The same person has the same label in every set (``call:left``, ...).
 
-**Proxy sets** (``<set>+hard`` for the six video sets; :func:`load_proxy`): a stand-in for hard
-sitcom footage, ported from the issue #10 research (``build_hard.py``). In bursts of 1-4
-consecutive sampled frames of one labelled person, about a quarter of the labelled faces get
-their aligned crop darkened, blurred, motion-blurred or half-occluded (:data:`KINDS`), and are
-re-embedded with the product's ``FaceEmbedder.embed_with_norms``; the face's ``emb_norm`` and
-``crop_mean`` come from the degraded crop. Boxes, frames and signatures stay the clip's own,
-labels the clean set's. Seeded per set name (the research's seeds), so the proxy is the same
-on every machine that detects the same faces. Cached as ``DIR/<set>.hard.npz``.
+**Proxy sets** (``<set>+hard`` for the six video sets and the five new clips;
+:func:`load_proxy`): a stand-in for hard sitcom footage, ported from the issue #10 research
+(``build_hard.py``). In bursts of 1-4 consecutive sampled frames of one labelled person, about a
+quarter of the labelled faces get their aligned crop darkened, blurred, motion-blurred or
+half-occluded (:data:`KINDS`), and are re-embedded with the product's
+``FaceEmbedder.embed_with_norms``; the face's ``emb_norm`` and ``crop_mean`` come from the
+degraded crop. Boxes, frames and signatures stay the clip's own, labels the clean set's. Seeded
+per set name (the research's seeds), so the proxy is the same on every machine that detects the
+same faces. Cached as ``DIR/<set>.hard.npz``.
 
 **True cuts** (:data:`CLIP_CUTS`, :func:`true_cuts`): the real clips' shot boundaries found by
 eye on contact sheets around every peak of an every-frame signature difference (research
@@ -112,17 +123,33 @@ CLIPS = {
     "call": ("two_person_call.mp4", "two_person_call", ("a", "b")),
     "dance": ("dance_scene.mp4", "dance_scene", ("patrick_swayze", "jennifer_grey")),
 }
-#: the hand-labelled real TV clips: label-set key -> (video file, labels file in labelled/tv/)
+#: the hand-labelled real TV clips: label-set key -> (video file, labels file in labelled/tv/,
+#: the --min-face they were labelled at). Every face SCRFD finds at frame step 3 and that
+#: min-face is labelled (data/MANIFEST.md).
 TV_LABELLED = {
-    "debate": ("debate_clip.mp4", "debate_clip.labels.json"),
-    "talk_show": ("talk_show_montage.mp4", "talk_show_montage.labels.json"),
+    "debate": ("debate_clip.mp4", "debate_clip.labels.json", 40),
+    "talk_show": ("talk_show_montage.mp4", "talk_show_montage.labels.json", 40),
+    "avengers": ("avengers.mp4", "avengers.labels.json", 30),
+    "poppins": ("poppins.mp4", "poppins.labels.json", 30),
+    "herapheri": ("herapheri.mp4", "herapheri.labels.json", 30),
+    "ellen": ("ellen_interview.mp4", "ellen_interview.labels.json", 30),
+    "blackjournal": ("blackjournal.mp4", "blackjournal.labels.json", 30),
 }
-#: they were labelled at --min-face 40; every other set is detected at the run default (60)
+#: the first two were labelled at --min-face 40 (kept for the old name)
 TV_MIN_FACE = 40
 DEFAULT_MIN_FACE = 60
+#: Low-resolution views of the hand-labelled clips (issue 18: private TV is 640x360 with wide
+#: shots): ``<clip>-360`` / ``<clip>-270`` is the clip downscaled (INTER_AREA, aspect kept) to fit
+#: 640x360 / 480x270, written as mp4v (one more generation of compression) and detected again at
+#: the clip's min-face times the scale (so that about the same faces are in, each seen with fewer
+#: pixels). Labels carry over by IoU >= 0.5 with the labelled boxes scaled alike. A clip already
+#: inside the box has no such view.
+LOWRES = {"360": (640, 360), "270": (480, 270)}
 VIDEO_SETS = ("debate", "talk_show", "hamilton", "call", "dance", "tv")
+#: the new hand-labelled clips (issue 18)
+NEW_TV = ("avengers", "poppins", "herapheri", "ellen", "blackjournal")
 PHOTO_SETS = ("slideshow", "photos_tv", "photos_hard")
-SETS = VIDEO_SETS + PHOTO_SETS
+SETS = VIDEO_SETS + PHOTO_SETS + NEW_TV
 RENDERED = ("slideshow", "photos_tv", "photos_hard", "tv")
 #: the proxy (degraded-burst) versions of the video sets: "<set>+hard"
 PROXY_SUFFIX = "+hard"
@@ -165,8 +192,43 @@ CLIP_CUTS: dict[str, list[tuple[int, int]]] = {
 DEBATE_FALSE_FACE_FRAMES = (546, 567, 570)
 
 
+def lowres_of(name: str) -> tuple[str, float] | None:
+    """``avengers-360`` -> (``avengers``, scale); None for any other set."""
+    clip, _, tag = base_name(name).rpartition("-")
+    if clip not in TV_LABELLED or tag not in LOWRES:
+        return None
+    w, h = clip_size(clip)
+    bw, bh = LOWRES[tag]
+    return clip, min(bw / w, bh / h)
+
+
+@functools.cache
+def clip_size(clip: str) -> tuple[int, int]:
+    video = TV_LABELLED[clip][0] if clip in TV_LABELLED else CLIPS[clip][0]
+    cap = cv2.VideoCapture(str(SHARED / "videos" / video))
+    size = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+    cap.release()
+    return size
+
+
+def lowres_sets() -> tuple[str, ...]:
+    """Every low-resolution view that shrinks its clip (scale < 0.99)."""
+    out = []
+    for tag in LOWRES:
+        for clip in TV_LABELLED:
+            name = f"{clip}-{tag}"
+            low = lowres_of(name)
+            if low and low[1] < 0.99:
+                out.append(name)
+    return tuple(out)
+
+
 def min_face_of(name: str) -> int:
-    return TV_MIN_FACE if base_name(name) in TV_LABELLED else DEFAULT_MIN_FACE
+    low = lowres_of(name)
+    if low is not None:
+        return max(12, round(TV_LABELLED[low[0]][2] * low[1]))
+    base = base_name(name)
+    return TV_LABELLED[base][2] if base in TV_LABELLED else DEFAULT_MIN_FACE
 
 
 def base_name(name: str) -> str:
@@ -376,6 +438,27 @@ def render(path: Path, plan: list[list[Tile]]) -> Path:
     return path
 
 
+def render_lowres(path: Path, clip: str, scale: float) -> Path:
+    """The clip downscaled by ``scale`` (INTER_AREA), mp4v at the clip's own frame rate."""
+    cap = cv2.VideoCapture(str(SHARED / "videos" / TV_LABELLED[clip][0]))
+    fps = cap.get(cv2.CAP_PROP_FPS)
+    w, h = clip_size(clip)
+    size = (round(w * scale), round(h * scale))
+    partial = path.with_name(path.stem + ".partial.mp4")
+    writer = cv2.VideoWriter(str(partial), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
+    try:
+        while True:
+            ok, image = cap.read()
+            if not ok:
+                break
+            writer.write(cv2.resize(image, size, interpolation=cv2.INTER_AREA))
+    finally:
+        writer.release()
+        cap.release()
+    partial.replace(path)
+    return path
+
+
 def apply_effect(image: np.ndarray, effect: str) -> np.ndarray:
     """TV-style degradations: ``dark`` (a third of the light, red stage tint), ``blur`` (detail of a
     sixth of the size, as defocus or motion leaves it), ``dark2``/``blur2`` (an eighth of the
@@ -559,7 +642,7 @@ def plan_for(name: str) -> list[list[Tile]] | None:
     """The set's frames as tiles of source frames (None for the hand-labelled TV clips); cached,
     do not change it."""
     name = base_name(name)
-    if name in TV_LABELLED:
+    if name in TV_LABELLED or lowres_of(name):
         return None
     if name == "slideshow":
         return slideshow_plan()
@@ -584,8 +667,11 @@ def true_cuts(name: str) -> list[tuple[int, int]]:
     its pieces plus the source clips' own cuts where a piece crosses one."""
     name = base_name(name)
     plan = plan_for(name)
+    low = lowres_of(name)
+    if low is not None:
+        name = low[0]
     if plan is None or name in CLIPS:
-        return list(CLIP_CUTS[name])
+        return list(CLIP_CUTS.get(name, []))
     units = units_of(plan)
     cuts = [(start, start) for start, _ in units[1:]]
     for start, stop in units:
@@ -602,7 +688,7 @@ def true_cuts(name: str) -> list[tuple[int, int]]:
 
 def video_for(name: str, cache: Path) -> Path:
     name = base_name(name)
-    if name in RENDERED:
+    if name in RENDERED or lowres_of(name):
         return cache / f"{name}.mp4"
     if name in TV_LABELLED:
         return SHARED / "videos" / TV_LABELLED[name][0]
@@ -656,7 +742,11 @@ def tv_labels(faces: dict[str, np.ndarray], name: str) -> list[str]:
     """A hand-labelled TV clip's labels: the labelled face in the same frame with box IoU >= 0.5."""
     from facepipe.clustering.evaluate import match_labels
 
-    labelled = json.loads((SHARED / "labelled" / "tv" / TV_LABELLED[name][1]).read_text())
+    low = lowres_of(name)
+    clip, scale = low if low else (base_name(name), 1.0)
+    labelled = json.loads((SHARED / "labelled" / "tv" / TV_LABELLED[clip][1]).read_text())
+    if scale != 1.0:
+        labelled = [{**x, "bbox": [v * scale for v in x["bbox"]]} for x in labelled]
     items = [
         {"frame": int(f), "bbox": [float(v) for v in b]}
         for f, b in zip(faces["frames"], faces["bboxes"], strict=True)
@@ -734,6 +824,8 @@ def detect_set(name: str, cache: Path, detector, embedder) -> None:
     video = video_for(name, cache)
     if name in RENDERED:
         render(video, plan_for(name))
+    elif lowres_of(name):
+        render_lowres(video, *lowres_of(name))
     lines, crops, meta = detect_video(name, video, detector, embedder)
     meta["seconds"] = round(time.perf_counter() - started, 1)
     records, crops_path, meta_path = _paths(name, cache)
@@ -1012,9 +1104,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--sheets", action="store_true", help="write contact sheets of each label to CACHE/sheets"
     )
-    parser.add_argument("--only", nargs="*", default=list(SETS), choices=SETS, help="sets to build")
+    parser.add_argument(
+        "--only", nargs="*", default=None, help="sets to build (default: all, and the low-resolution views)"
+    )
     args = parser.parse_args(argv)
-    sets = ensure_sets(args.cache, args.force, args.only)
+    sets = ensure_sets(
+        args.cache, args.force, args.only or (*SETS, *lowres_sets()), proxies=(*VIDEO_SETS, *NEW_TV)
+    )
     for name, data in sets.items():
         labels = data["labels"].tolist()
         if name.endswith(PROXY_SUFFIX):

@@ -1,4 +1,5 @@
-"""The peers ``bench/accuracy.py`` scores beside the product: how other face-grouping systems cluster.
+"""The peers ``bench/accuracy.py`` and ``bench/people_bench.py`` score beside the product: how
+other face-grouping systems cluster.
 
 Offline clusterings of all of a run's faces at once, ported from the issue #10 research
 (``/work/research/clustering/clusterers.py``):
@@ -8,7 +9,9 @@ Offline clusterings of all of a run's faces at once, ported from the issue #10 r
 * :func:`average_linkage_faces`: plain average linkage (UPGMA), cut at cosine distance 0.8;
 * :func:`chinese_whispers`: dlib's Chinese whispers on edges at cosine >= 0.4;
 * :func:`single_linkage_cannot_link`: single linkage down to cosine 0.4, never joining two
-  groups that have faces in one frame.
+  groups that have faces in one frame;
+* :func:`finch`: FINCH's first-neighbour partitions (Sarfraz et al., CVPR 2019), parameter-free
+  (issue 18's first-neighbour peer).
 
 They see embeddings (and, for cannot-link, the faces' frames) only: no tracks, no gate. Each
 takes the faces of a run in writer order (frame, then detector index) and returns a label per
@@ -144,3 +147,38 @@ def single_linkage_cannot_link(
         parent[b] = a
         members_frames[a] |= members_frames[b]
     return first_order(np.array([find(i) for i in range(n)]))
+
+
+def _find(parent: np.ndarray, x: int) -> int:
+    while parent[x] != x:
+        parent[x] = parent[parent[x]]
+        x = int(parent[x])
+    return x
+
+
+def finch(embeddings: np.ndarray, level: int = 1) -> np.ndarray:
+    """FINCH (Sarfraz, Sharma and Stiefelhagen, CVPR 2019), parameter-free: every face links to its
+    first neighbour (highest cosine); the components of those links are the first partition; the
+    next level does the same on the partition's mean vectors. ``level`` picks the partition (FINCH
+    itself returns them all; 1 is the finest). No constraints: C1C (Kalogeiton & Zisserman, BMVC
+    2020) adds must-link/cannot-link, and the product's neighbourhood step
+    (:func:`facepipe.clustering.people.neighbourhood_levels`) gates the links."""
+    labels = np.arange(len(embeddings))
+    vectors = np.asarray(embeddings, np.float64)
+    for _ in range(level):
+        k = int(labels.max()) + 1 if len(labels) else 0
+        if k < 2:
+            break
+        sums = np.zeros((k, vectors.shape[1]))
+        np.add.at(sums, labels, vectors)
+        means = sums / np.maximum(np.linalg.norm(sums, axis=1, keepdims=True), 1e-12)
+        sims = means @ means.T
+        np.fill_diagonal(sims, -np.inf)
+        parent = np.arange(k)
+        for a, b in enumerate(np.argmax(sims, axis=1)):
+            ra, rb = _find(parent, a), _find(parent, int(b))
+            if ra != rb:
+                parent[max(ra, rb)] = min(ra, rb)
+        roots = np.array([_find(parent, i) for i in range(k)])
+        labels = np.unique(roots, return_inverse=True)[1][labels]
+    return first_order(labels)

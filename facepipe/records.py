@@ -317,6 +317,9 @@ class FaceLine(Contract):
     suspect: bool | None = None
     #: its identity has fewer than ``--min-faces`` faces (a background person)
     extra: bool | None = None
+    #: the recogniser's raw output norm (``--clustering tracks``): how clearly the face was seen
+    #: (sharp frontal faces 21-26; profiles, blur and darkness lower), which the final pass uses
+    emb_norm: float | None = None
 
     def to_json(self) -> bytes:
         """The line without the optional fields that are unset (``similarity`` is always there)."""
@@ -327,7 +330,7 @@ class FaceLine(Contract):
         return orjson.dumps(data)
 
 
-OPTIONAL_LINE_FIELDS = ("online_identity", "track", "shot", "suspect", "extra")
+OPTIONAL_LINE_FIELDS = ("online_identity", "track", "shot", "suspect", "extra", "emb_norm")
 
 
 class TrackStateRecord(Contract):

@@ -46,6 +46,7 @@ def test_embedded_run_writes_consistent_outputs(embedded_run) -> None:
             "track",
             "shot",
             "suspect",
+            "emb_norm",
         }
         assert face["time_s"] == pytest.approx(face["frame"] / 10.0, abs=1e-3)
     founders = [f for f in faces if f["similarity"] is None and not f["suspect"]]

@@ -102,6 +102,7 @@ def decide(state: RunState, record: ChunkRecord, params: RunParams) -> Commit:
                 track=None if track is None else track[0],
                 shot=None if track is None else track[1],
                 suspect=None if track is None else track[2],
+                emb_norm=None if track is None else face.emb_norm,
             )
         )
     touched = {match.identity for match, _ in placed if match.identity >= 0}

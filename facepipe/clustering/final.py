@@ -61,6 +61,7 @@ def final_identities(
             embeddings,
             [bool(face.suspect) for face in faces],
             params.merge_thresh,
+            norms=[face.emb_norm for face in faces],
         )
     elif params.clustering == Clustering.online and params.merge_thresh > 0 and len(table) > 1:
         mapping = merge_run([f.frame for f in faces], online, embeddings, params.merge_thresh, len(table))

@@ -2,10 +2,12 @@
 
 After every episode of ``facepipe run EP1 EP2 ...`` has its own final identities, the
 series pass joins them: each episode identity is a group of faces, and groups from
-different episodes that are one person are joined by the same average linkage as within
-an episode (:func:`facepipe.clustering.linkage.average_linkage`, at the run's ``--merge-thresh``; the
-faces of two identities that share a frame never join). The result depends only on the
-videos, their order and the starting bank, never on worker counts or timing.
+different episodes that are one person are joined by the same rules as within an episode:
+average linkage (:func:`facepipe.clustering.linkage.average_linkage`, at the run's
+``--merge-thresh``), then poorly seen identities join the person their neighbourhood names
+(:func:`facepipe.clustering.people.neighbourhood_levels`); the faces of two identities that
+share a frame never join. The result depends only on the videos, their order and the starting
+bank, never on worker counts or timing.
 
 **Stable ids** (``--bank FILE.npz``): the people of an earlier series bank take part as
 *anchored* groups. An episode identity that matches one of them joins it and takes its
@@ -28,7 +30,8 @@ from pathlib import Path
 import numpy as np
 
 from facepipe.clustering.final import FinalIdentities
-from facepipe.clustering.linkage import average_linkage, cooccurring_pairs, group_sums
+from facepipe.clustering.linkage import average_linkage, compact, cooccurring_pairs, group_sums
+from facepipe.clustering.people import neighbourhood_levels
 from facepipe.errors import FacepipeError
 from facepipe.records import DIM
 
@@ -267,6 +270,8 @@ def series_pass(episodes: list[EpisodeResult], prior: SeriesBank | None, thresh:
     ]
     # the bank's anchors that share a frame of one of its episodes stay apart, as they were
     cannot = cooccurring_pairs((prior.face_episodes * (1 << 32) + prior.face_frames).tolist(), prior_rows)
+    # how clearly each group was seen: its best face norm (a bank's people: well seen)
+    seen = [np.full(n_prior, np.inf)]
     offsets, first_seen = [], []
     offset = n_prior
     for number, ep in enumerate(done):
@@ -281,6 +286,10 @@ def series_pass(episodes: list[EpisodeResult], prior: SeriesBank | None, thresh:
         first = np.full(k, np.iinfo(np.int64).max, dtype=np.int64)
         np.minimum.at(first, labels, np.array(frames, dtype=np.int64))
         first_seen += [(number, int(first[i])) for i in range(k)]
+        norms = np.array([np.inf if face.emb_norm is None else face.emb_norm for face in final.faces])
+        best = np.full(k, -np.inf)
+        np.maximum.at(best, labels, norms)
+        seen.append(best)
         offsets.append(offset)
         offset += k
     vectors = np.concatenate(sums) if sums else np.zeros((0, DIM))
@@ -289,6 +298,9 @@ def series_pass(episodes: list[EpisodeResult], prior: SeriesBank | None, thresh:
     anchored[:n_prior] = True
     if thresh > 0 and len(vectors) > 1:
         parent = average_linkage(vectors, sizes, cannot, thresh, anchored=anchored)
+        # poorly seen episode identities join the person their neighbourhood names, as in an episode
+        best_norm = np.concatenate(seen)
+        parent = neighbourhood_levels(compact(parent), vectors, sizes, best_norm, cannot, anchored=anchored)
     else:
         parent = np.arange(len(vectors))
     # each group's person (a series id), or a not-a-face key (as -1 - key)
