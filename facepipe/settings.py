@@ -96,8 +96,14 @@ GROUPS = (
     "speed: inference runtime and decoding",
     "workers and broker",
     "several videos (a season)",
+    "naming and search (facepipe name, find)",
     "outputs",
 )
+#: the ``--help`` groups that only ``facepipe name`` and ``facepipe find`` show
+CURATION_GROUPS = ("naming and search (facepipe name, find)",)
+#: defaults of --match-thresh and --match-margin (measured: :mod:`facepipe.clustering.matching`)
+MATCH_THRESH = 0.25
+MATCH_MARGIN = 0.05
 
 
 def setting(default: Any, group: str, description: str, **constraints: Any) -> Any:
@@ -363,6 +369,23 @@ class Settings(DecodingSettings, HandlingSettings, ClusteringSettings, FrameSett
         "several videos (a season)",
         "start from an earlier series bank (OUT/series/bank.npz): its people keep their ids, "
         "new people get new ones",
+    )
+
+    # Naming and search (facepipe name, facepipe find).
+    match_thresh: float = setting(
+        MATCH_THRESH,
+        "naming and search (facepipe name, find)",
+        "cosine between an identity's centroid and a name's reference photos (name), or a photo's "
+        "face (find), at or above which they match",
+        ge=-1,
+        le=1,
+    )
+    match_margin: float = setting(
+        MATCH_MARGIN,
+        "naming and search (facepipe name, find)",
+        "name: how far the best name must lead the second-best; closer is ambiguous and stays unnamed",
+        ge=0,
+        le=2,
     )
 
     # Outputs.

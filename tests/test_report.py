@@ -18,7 +18,7 @@ import numpy as np
 import orjson
 import pytest
 
-from facepipe.app.banks import BANK_KEYS, read_run_bank, write_run_bank
+from facepipe.app.banks import BANK_KEYS, RUN_OPTIONAL_KEYS, read_run_bank, write_run_bank
 from facepipe.app.report.build import build_report, report_command
 from facepipe.app.report.formatting import fmt_time
 from facepipe.app.report.identities import THUMBNAILS_PER_IDENTITY
@@ -75,7 +75,7 @@ def test_write_bank_from_applied_chunks(redis_client, tmp_path: Path) -> None:
         path = write_run_bank(tmp_path, finalise(store), store.params(), store.run_id)
         assert path == tmp_path / "bank.npz"
         with np.load(path, allow_pickle=False) as raw:  # no object arrays anywhere
-            assert set(raw.files) == set(BANK_KEYS)
+            assert set(raw.files) == set(BANK_KEYS) | set(RUN_OPTIONAL_KEYS)
             arrays = {key: raw[key] for key in raw.files}
         assert not any(a.dtype.hasobject for a in arrays.values())
         bank = read_run_bank(path)
@@ -103,6 +103,10 @@ def test_write_bank_from_applied_chunks(redis_client, tmp_path: Path) -> None:
         assert (bank["centroids"] @ people.T).argmax(axis=1).tolist() == [0, 1, 2]
         assert bank["fps"] == 10.0 and bank["frame_step"] == 2
         assert bank["run_id"] == store.run_id
+        # what people decide later: nothing yet (no names, every face its own anchor)
+        assert bank["names"].tolist() == ["", "", ""] and bank["next_id"] == 3
+        np.testing.assert_array_equal(bank["face_anchors"], bank["face_identities"])
+        assert bank["model"].startswith("w600k_mbf.onnx:") and bank["video"] == "/nowhere.mp4"
         assert arrays["run_id"].shape == () and arrays["run_id"].dtype.kind == "U"
 
         # an explicit .npz name is used as is
@@ -388,3 +392,22 @@ def test_report_in_a_real_browser(t1_run, blank_run, tmp_path: Path) -> None:
     image = cv2.imread(str(shot))
     assert image is not None and image.shape[:2] == (1600, 1200)
     assert image.std() > 10  # rendered content, not a blank page
+
+
+def test_outputs_rebuilt_from_redis_keep_the_runs_edits(t1_run, capsys: pytest.CaptureFixture[str]) -> None:
+    """``facepipe report RUN_ID`` writes the outputs again from the store: a person's edits of that
+    run (edits.json) apply to them again, and the machine's outputs are kept anew in original/."""
+    from facepipe.app.curate import Request, edit_command
+    from facepipe.app.outputs import finish_run
+    from facepipe.clustering.curation import Edit
+
+    out, summary, _, _, store = t1_run
+    ids = sorted(summary["counts"], key=int)
+    edit_command(str(out), Request(ops=[Edit(n=1, op="rename", id=int(ids[0]), name="Zed")]), ["edit"])
+    assert orjson.loads((out / "summary.json").read_bytes())["names"] == {ids[0]: "Zed"}
+    again, _ = finish_run(store, out, 0.0)
+    assert again.names == {}  # what the store holds: the machine's identities
+    rebuilt = orjson.loads((out / "summary.json").read_bytes())
+    assert rebuilt["names"] == {ids[0]: "Zed"} and rebuilt["edits"] == [f'1: name {ids[0]} "Zed"']
+    assert orjson.loads((out / "original" / "summary.json").read_bytes())["names"] == {}
+    assert "Zed" in (out / "report.html").read_text() and "applied again" in capsys.readouterr().err

@@ -64,7 +64,7 @@ def test_a_season_has_episode_outputs_and_one_bank(episodes: list[Path], tmp_pat
     in_all = (bank["episode_counts"] > 0).all(axis=1)
     assert in_all.sum() == 6 and (bank["episode_counts"][~in_all] > 0).tolist() == [[False, True, False]]
     rows = (tmp_path / "series" / "identities.csv").read_text().splitlines()
-    assert rows[0] == "identity,faces,screen_s,episodes,ep1 (s),ep2 (s),ep3 (s)" and len(rows) == 8
+    assert rows[0] == "identity,name,faces,screen_s,episodes,ep1 (s),ep2 (s),ep3 (s)" and len(rows) == 8
     page = (tmp_path / "series" / "report.html").read_text()
     assert page.count("<section class=id") == 7 and "7 people across 3 episode(s)" in page
     assert "series:" in proc.stdout

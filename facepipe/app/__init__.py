@@ -10,6 +10,9 @@
 * :mod:`~facepipe.app.banks`: the run bank and series bank files;
 * :mod:`~facepipe.app.series_outputs`: a season's outputs in ``OUT/series/``;
 * :mod:`~facepipe.app.scores`: ``facepipe eval``;
+* :mod:`~facepipe.app.curate`: ``facepipe edit``: a person's edits (``edits.json``) applied to every
+  output of a run or a season;
+* :mod:`~facepipe.app.naming`: ``facepipe name`` (names from reference photos) and ``facepipe find``;
 * :mod:`~facepipe.app.files`: writing a file so that no reader sees half of it;
 * :mod:`~facepipe.app.report`: ``report.html``.
 

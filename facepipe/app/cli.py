@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from facepipe.errors import FacepipeError
-from facepipe.settings import GROUPS, Choice, Settings, group_of, load_settings
+from facepipe.settings import CURATION_GROUPS, GROUPS, Choice, Settings, group_of, load_settings
 
 log = logging.getLogger("facepipe")
 
@@ -44,10 +44,17 @@ def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
-def _add_settings_flags(parser: argparse.ArgumentParser, names: list[str] | None = None) -> None:
+def _add_settings_flags(
+    parser: argparse.ArgumentParser, names: list[str] | None = None, skip: tuple[str, ...] = ()
+) -> None:
     """One flag per settings field: name, help, default and ``--help`` group come from the model
-    (:func:`facepipe.settings.setting`); the groups show in :data:`~facepipe.settings.GROUPS` order."""
-    fields = [(name, field) for name, field in Settings.model_fields.items() if not names or name in names]
+    (:func:`facepipe.settings.setting`); the groups show in :data:`~facepipe.settings.GROUPS` order.
+    ``names``: only those fields; ``skip``: not the fields of those groups."""
+    fields = [
+        (name, field)
+        for name, field in Settings.model_fields.items()
+        if (not names or name in names) and group_of(field) not in skip
+    ]
     made = {title: parser.add_argument_group(title) for title in GROUPS}
     for name, field in sorted(fields, key=lambda item: GROUPS.index(group_of(item[1]) or GROUPS[-1])):
         group = made.get(group_of(field) or "", parser)
@@ -94,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="video file(s), paths the workers can read (or http(s) URLs); several videos are the "
         "episodes of a season: each gets OUT/<stem>/, and OUT/series/ holds one identity bank for all",
     )
-    _add_settings_flags(run)
+    _add_settings_flags(run, skip=CURATION_GROUPS)
 
     status = sub.add_parser("status", help="progress of a run on a broker")
     status.add_argument("run_id", nargs="?", help="run id (default: the newest run)")
@@ -126,7 +133,110 @@ def build_parser() -> argparse.ArgumentParser:
 
     runs = sub.add_parser("runs", help="list runs recorded on a broker")
     _add_settings_flags(runs, ["broker", "redis_host", "redis_port", "redis_prefix"])
+    _add_curation_commands(sub)
     return parser
+
+
+EDIT_EPILOG = """\
+examples:
+  facepipe edit out/ep1                                  # list the edits made so far
+  facepipe edit out/ep1 --merge 5 7                      # 7 is 5: one person, id 5
+  facepipe edit out/ep1 --rename 5 "Ross Geller"         # name an identity
+  facepipe edit out/ep1 --not-a-face 12                  # leave 12 out of every output
+  facepipe edit out/ep1 --split 3 --tracks 17 18         # tracks 17 and 18 of 3 are someone else
+  facepipe edit season/series --split 4 --episodes ep3   # in a season: 4's ep3 faces are someone else
+  facepipe edit out/ep1 --undo 2                         # edit 2 no longer counts
+  facepipe edit out/ep1 --apply edits.json               # the edits of a file saved for these outputs
+
+Several edits in one command apply in the order given, all or none. Each is appended to
+OUT/edits.json (what, who, when, and the command) and applied to summary.json, faces.jsonl,
+identities.csv, bank.npz and report.html; OUT/original/ keeps the run's own outputs. The same
+edit twice changes nothing. A later 'facepipe run ... --bank OUT/bank.npz' (or a season's
+series/bank.npz) keeps the names, the merges, the splits and the not-a-face marks.
+Identity ids, names and tracks are in identities.csv, report.html and faces.jsonl.
+
+exit status: 0 done (or nothing to change); 1 the edit cannot be made (nothing was changed).
+"""
+
+
+def _add_curation_commands(sub: Any) -> None:
+    """``edit``, ``name`` and ``find``: a person reviews, corrects and names the identities."""
+    from facepipe.app.curate import OrderedEdit
+
+    edit = sub.add_parser(
+        "edit",
+        help="correct a finished run's (or a season's) identities: merge, rename, not a face, split, undo",
+        description="Correct the identities of OUT (a run's --out folder, or a season's OUT/series). "
+        "Without an edit, list the edits made so far.",
+        epilog=EDIT_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    edit.add_argument("target", metavar="OUT", help="a run's output folder, or a season's OUT/series")
+    edit.add_argument(
+        "--merge",
+        nargs="+",
+        metavar="ID",
+        action=OrderedEdit,
+        help="KEEP OTHER...: these are one person, id KEEP",
+    )
+    edit.add_argument(
+        "--rename", nargs=2, metavar=("ID", "NAME"), action=OrderedEdit, help="name an identity"
+    )
+    edit.add_argument(
+        "--not-a-face",
+        dest="not_a_face",
+        nargs="+",
+        metavar="ID",
+        action=OrderedEdit,
+        help="these identities are no face (or no one to keep): left out of every output and future banks",
+    )
+    edit.add_argument(
+        "--split",
+        metavar="ID",
+        action=OrderedEdit,
+        help="the parts given next (--tracks or --episodes) of ID are someone else: a new identity",
+    )
+    edit.add_argument(
+        "--tracks", nargs="+", metavar="T", action=OrderedEdit, help="with --split: face tracks (a run)"
+    )
+    edit.add_argument(
+        "--episodes", nargs="+", metavar="EP", action=OrderedEdit, help="with --split: episodes (a season)"
+    )
+    edit.add_argument("--undo", nargs="+", type=int, metavar="N", help="edit number(s) that no longer count")
+    edit.add_argument(
+        "--apply", metavar="EDITS.json", help="apply the edits in this file (made for these outputs)"
+    )
+
+    name = sub.add_parser(
+        "name",
+        help="name identities from reference photos (REFS/<Name>.jpg or REFS/<Name>/*.jpg)",
+        description="Embed the reference photos with the run's own models and name each identity of OUT "
+        "(a run's folder or a season's OUT/series) whose faces match one person clearly: at least "
+        "--match-thresh, and --match-margin ahead of the next name. Ambiguous and unknown identities stay "
+        "numbered and are listed. The names are edits (OUT/edits.json): in every output, kept by "
+        "later --bank runs, undone with 'facepipe edit OUT --undo N'. Names given by hand are kept.",
+    )
+    name.add_argument("target", metavar="OUT", help="a run's output folder, or a season's OUT/series")
+    name.add_argument(
+        "--refs", required=True, metavar="DIR", help="DIR/<Name>.jpg or DIR/<Name>/*.jpg (png too)"
+    )
+    name.add_argument("--dry-run", action="store_true", help="show what would be named, write nothing")
+    _add_settings_flags(name, ["match_thresh", "match_margin", "debug"])
+
+    find = sub.add_parser(
+        "find",
+        help="where the person in a photo appears in a bank (episodes, times, counts)",
+        description="Find the person in PHOTO (its largest face) in a bank: a season's OUT/series/bank.npz "
+        "or a run's OUT/bank.npz. Lists the people at or above --match-thresh, best match first, with "
+        "their episodes, times on screen and face counts.",
+        epilog="exit status: 0 found; 2 nobody matches; 1 bad input",
+    )
+    find.add_argument("photo", metavar="PHOTO", help="a photo (JPEG, PNG) with the face to look for")
+    find.add_argument(
+        "--bank", required=True, metavar="BANK", help="OUT/series/bank.npz, or a run's OUT/bank.npz"
+    )
+    find.add_argument("--top", type=int, default=5, metavar="N", help="show at most N people (default: 5)")
+    _add_settings_flags(find, ["match_thresh", "det_model", "rec_model", "backend", "precision", "debug"])
 
 
 def _settings_from_args(args: argparse.Namespace) -> Settings:
@@ -173,6 +283,23 @@ def main(argv: list[str] | None = None) -> int:
             from facepipe.app.admin import list_runs_cmd
 
             return list_runs_cmd(settings)
+        if args.command == "edit":
+            from facepipe.app.curate import edit_command, request_of
+
+            return edit_command(args.target, request_of(args), argv)
+        if args.command == "name":
+            from facepipe.app.naming import name_command
+
+            return name_command(
+                args.target, args.refs, settings.match_thresh, settings.match_margin, args.dry_run
+            )
+        if args.command == "find":
+            from facepipe.app.naming import find_command
+
+            models = settings.model_dump(
+                mode="json", include={"det_model", "rec_model", "backend", "precision"}
+            )
+            return find_command(args.photo, args.bank, args.top, settings.match_thresh, models)
         parser.error(f"unknown command {args.command}")
     except FacepipeError as exc:
         print(f"facepipe: error: {exc}", file=sys.stderr)

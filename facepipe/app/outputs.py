@@ -7,6 +7,8 @@ the final pass (:func:`facepipe.distributed.writer.finalise`), ``summary.json``
 
 from __future__ import annotations
 
+import csv
+import io
 import logging
 import time
 from pathlib import Path
@@ -18,6 +20,7 @@ from facepipe.app.files import write_atomically
 from facepipe.app.report.build import build_report
 from facepipe.app.summary import DecodeFigures, Summary, unit_costs
 from facepipe.clustering.final import FinalIdentities
+from facepipe.clustering.screen import screen_times
 from facepipe.distributed.store import RunStore
 from facepipe.distributed.writer import finalise
 from facepipe.errors import FacepipeError
@@ -53,7 +56,8 @@ def finish_run(store: RunStore, out: Path, elapsed_s: float) -> tuple[Summary, F
     summary = build_summary(store, elapsed_s, final)
     write_outputs(out, summary, final)
     write_run_bank(out / "bank.npz", final, params, store.run_id)
-    build_report(out, kept=store.thumbnails)  # the thumbnails the detect workers kept: no decoding
+    if not reapply_edits(out, store.run_id):  # a person's edits of this run, if any, apply again
+        build_report(out, kept=store.thumbnails)  # the thumbnails the detect workers kept: no decoding
     if params.save_images and params.save_dir and Path(params.save_dir).is_dir():
         sort_saved_crops(Path(params.save_dir), store.faces(), final)
     log.debug("outputs written in %.2f s", time.monotonic() - t0)
@@ -145,14 +149,82 @@ def build_summary(store: RunStore, elapsed_s: float, final: FinalIdentities) -> 
         failed_chunks=store.failed(),
         warnings=store.warnings(),
         params=params,
+        screen_time={
+            str(identity): screen
+            for identity, screen in screen_times(
+                [face.identity for face in final.faces],
+                [face.frame for face in final.faces],
+                [face.shot for face in final.faces],
+                float(params.get("fps") or 25.0),
+                int(params.get("frame_step") or 1),
+                int(params.get("frame_count") or 0),
+            ).items()
+        },
     )
 
 
 def write_outputs(out_dir: Path, summary: Summary, final: FinalIdentities) -> None:
-    """``summary.json`` and ``faces.jsonl`` (one line per embedded face, in applied order)."""
+    """``summary.json``, ``faces.jsonl`` (one line per embedded face, in applied order) and
+    ``identities.csv``."""
     out_dir.mkdir(parents=True, exist_ok=True)
     summary.write(out_dir / "summary.json")
     write_atomically(out_dir / "faces.jsonl", b"".join(line.to_json() + b"\n" for line in final.faces))
+    write_identities_csv(out_dir / IDENTITIES_CSV, summary)
+
+
+IDENTITIES_CSV = "identities.csv"
+#: the columns of a run's identities.csv (README, "What a run leaves")
+CSV_COLUMNS = (
+    "identity",
+    "name",
+    "faces",
+    "screen_s",
+    "share",
+    "first_s",
+    "last_s",
+    "shots",
+    "segments",
+    "extra",
+)
+
+
+def write_identities_csv(path: Path, summary: Summary) -> Path:
+    """One row per identity, most screen time first: for spreadsheets."""
+    extras = set(summary.extras)
+    rows = []
+    for key, count in summary.counts.items():
+        seen = summary.screen_time.get(key)
+        rows.append(
+            [
+                int(key),
+                summary.names.get(key, ""),
+                count,
+                f"{seen.seconds:g}" if seen else "",
+                "" if seen is None or seen.share is None else f"{seen.share:g}",
+                f"{seen.first_s:g}" if seen else "",
+                f"{seen.last_s:g}" if seen else "",
+                "" if seen is None or seen.shots is None else seen.shots,
+                len(seen.segments) if seen else "",
+                int(int(key) in extras),
+            ]
+        )
+    rows.sort(key=lambda row: (-float(row[3] or 0), row[0]))
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    writer.writerows(rows)
+    return write_atomically(path, text.getvalue().encode("utf-8"))
+
+
+def reapply_edits(out: Path, run_id: str) -> bool:
+    """After outputs are written again (``facepipe report RUN_ID``), a person's edits of this very
+    run apply to them again; edits of another run in the folder are left alone, with a warning.
+    True when edits were applied (the report is then written too)."""
+    from facepipe.app.curate import EDITS_FILE, reapply
+
+    if not (out / EDITS_FILE).is_file():
+        return False
+    return reapply(out, run_id)
 
 
 def format_summary(summary: Summary, out_dir: Path) -> str:
@@ -173,13 +245,17 @@ def format_summary(summary: Summary, out_dir: Path) -> str:
     ranked = sorted(summary.counts.items(), key=lambda kv: (-kv[1], int(kv[0])))
     for identity, count in ranked:
         if int(identity) not in extras:
-            lines.append(f"    id {identity:>4}: {count:6d} faces  ({100 * count / total:5.1f}%)")
+            seen = summary.screen_time.get(identity)
+            screen = f", {seen.seconds:7.1f} s on screen" if seen else ""
+            name = summary.names.get(identity)
+            lines.append(
+                f"    id {identity:>4}: {count:6d} faces  ({100 * count / total:5.1f}%){screen}"
+                + (f"  {name}" if name else "")
+            )
     if extras:
         listed = ", ".join(f"{i} ({summary.counts[str(i)]})" for i in sorted(extras))
         lines.append(f"  extras (fewer than {params.get('min_faces')} faces): {listed}")
-    lines.append(
-        f"  global tally: {sum(summary.counts.values())} faces in {summary.identities} identities"
-    )
+    lines.append(f"  global tally: {sum(summary.counts.values())} faces in {summary.identities} identities")
     if summary.faces_rejected:
         lines.append(
             f"  rejected as no face: {summary.faces_rejected} detections (dark, and the recogniser "
@@ -197,5 +273,5 @@ def format_summary(summary: Summary, out_dir: Path) -> str:
         lost_frames = summary.frames_lost - summary.frames_unreadable
         lines.append(f"  LOST frame ranges ({lost_frames} sampled frames): {summary.lost_ranges}")
     lines.append(f"  report: {out_dir}/report.html")
-    lines.append(f"  data:   {out_dir}/summary.json, faces.jsonl, bank.npz")
+    lines.append(f"  data:   {out_dir}/summary.json, faces.jsonl, identities.csv, bank.npz")
     return "\n".join(lines)

@@ -59,7 +59,8 @@ def run_videos(videos: list[str], settings: Settings) -> int:
     started = time.monotonic()
     cache_dir = load_worker_settings().cache_dir
     infos = [_probe(video, cache_dir, len(videos)) for video in videos]  # every video, before anything starts
-    prior = read_series_bank(settings.bank) if settings.bank else None  # a bad bank also stops us now
+    # a bad bank (or one another face model made) also stops us now
+    prior = read_series_bank(settings.bank, expect_model=settings.rec_model) if settings.bank else None
     resolve_model("detector", settings.det_model)
     resolve_model("embedder", settings.rec_model)
     execution_providers(settings.providers)  # '--providers cuda' without CUDA fails here, in one line
@@ -230,6 +231,7 @@ def _finish(
     results, status = [], 0
     for run, episode in zip(runs, episodes, strict=True):
         params = run.params
+        video = {"frame_count": params.frame_count}
         try:
             summary, final = finish_run(run.store, episode.out, elapsed_s)
         except (FacepipeError, OSError, ValueError) as exc:
@@ -238,7 +240,9 @@ def _finish(
             log.error("episode %s could not be finished: %s", episode.name, exc)
             print(f"facepipe: episode {episode.name} FAILED: {exc}", file=sys.stderr)
             results.append(
-                EpisodeResult(episode.name, params.video, params.fps, params.frame_step, None, str(exc))
+                EpisodeResult(
+                    episode.name, params.video, params.fps, params.frame_step, None, str(exc), **video
+                )
             )
             status = EXIT_LOST_CHUNKS
             continue
@@ -246,15 +250,16 @@ def _finish(
         status = max(status, exit_status(summary))
         problem = f"lost frames {summary.lost_ranges}" if summary.failed_chunks else None
         results.append(
-            EpisodeResult(episode.name, params.video, params.fps, params.frame_step, final, problem)
+            EpisodeResult(episode.name, params.video, params.fps, params.frame_step, final, problem, **video)
         )
     if len(episodes) > 1 or prior is not None:  # a season: the series pass
         params = runs[0].params
         thresh = series_thresh(params)
         series = series_pass(results, prior, thresh)
         series_dir = out / SERIES_DIR
+        models = params.model_dump(mode="json", include={"det_model", "rec_model", "backend", "precision"})
         summary = write_series(
-            series_dir, series, results, {"thresh": float(thresh), "clustering": params.clustering}
+            series_dir, series, results, {"thresh": float(thresh), "clustering": params.clustering, **models}
         )
         build_series_report(series_dir)
         print(format_series(summary, series_dir))

@@ -5,15 +5,19 @@
 from __future__ import annotations
 
 import csv
+import io
+import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import orjson
 
-from facepipe.app.banks import write_series_bank
+from facepipe.app.banks import recogniser_fingerprint, write_series_bank
 from facepipe.app.files import write_atomically
+from facepipe.clustering.screen import screen_times
 from facepipe.clustering.series import EpisodeResult, SeriesBank, SeriesResult
+from facepipe.distributed.dispatch import new_run_id
 
 
 def write_series(
@@ -21,30 +25,14 @@ def write_series(
 ) -> dict[str, Any]:
     """``bank.npz``, ``faces.jsonl``, ``summary.json`` and ``identities.csv`` in ``out``; returns
     the summary (the report is built from these files)."""
-    out.mkdir(parents=True, exist_ok=True)
     bank = result.bank
-    write_series_bank(result.bank, out / "bank.npz")
-    screen = _screen_seconds(bank)
-    new_eps = set(result.episode_index)
-    with open(out / "faces.jsonl", "wb") as fh:
-        for k in np.flatnonzero(np.isin(bank.face_episodes, list(new_eps))):
-            e = int(bank.face_episodes[k])
-            frame = int(bank.face_frames[k])
-            line = {
-                "video": str(bank.videos[e]),
-                "episode": str(bank.episodes[e]),
-                "frame": frame,
-                "time_s": round(frame / float(bank.fps[e]), 3),
-                "bbox": [round(float(v), 2) for v in bank.face_bboxes[k]],
-                "identity": int(bank.face_identities[k]),
-                "episode_identity": int(bank.face_episode_identities[k]),
-            }
-            fh.write(orjson.dumps(line) + b"\n")
-    seen_now = {int(i) for i in np.unique(bank.face_identities[np.isin(bank.face_episodes, list(new_eps))])}
-    summary = {
+    bank.series_id = new_run_id()
+    bank.model = recogniser_fingerprint(params.get("rec_model")) or bank.model
+    names = {ep.name: ep.series_name or ep.name for ep in episodes}
+    meta = {
         "episodes": [
             {
-                "name": ep.series_name or ep.name,
+                "name": names[ep.name],
                 "video": ep.video,
                 "status": "failed" if ep.final is None else ("incomplete" if ep.problem else "done"),
                 "problem": ep.problem,
@@ -53,11 +41,6 @@ def write_series(
             }
             for ep in episodes
         ],
-        "all_episodes": bank.episodes.tolist(),
-        "identities": len(bank.identity_ids),
-        "identities_in_these_episodes": len(seen_now),
-        "known": sorted(seen_now & result.known),
-        "new": sorted(seen_now - result.known),
         "conflicts": [
             {
                 "bank_ids": [c.a, c.b],
@@ -68,6 +51,49 @@ def write_series(
             }
             for c in result.conflicts
         ],
+        "missing": [ep.name for ep in episodes if ep.final is None],
+        "params": params,
+        "removed": [
+            {"episode": episode, "episode_identity": identity, "faces": faces, "not_a_face": key}
+            for episode, identity, faces, key in result.removed
+        ],
+    }
+    summary = series_summary(bank, meta, result.episode_index, sorted(result.known))
+    warn_of_other_edits(out, bank.series_id)
+    write_series_files(out, bank, summary, result.episode_index)
+    return summary
+
+
+def these_episodes(bank: SeriesBank, summary: dict[str, Any]) -> list[int]:
+    """Indices in ``bank.episodes`` of the episodes a season's summary is about (its run's)."""
+    wanted = {ep["name"] for ep in summary.get("episodes") or []}
+    return [i for i, name in enumerate(bank.episodes.tolist()) if name in wanted]
+
+
+def series_summary(
+    bank: SeriesBank,
+    meta: dict[str, Any],
+    these: list[int],
+    prior_ids: list[int],
+    not_faces: dict[str, int] | None = None,
+    faces_removed: int = 0,
+    edits: list[str] | None = None,
+) -> dict[str, Any]:
+    """A season's ``summary.json`` from its bank and what the run knew (``meta``: its episodes,
+    conflicts, missing episodes, removed identities and parameters; ``prior_ids``: the ids of
+    the bank it started from)."""
+    screen = _screen_seconds(bank)
+    mine = np.isin(bank.face_episodes, these)
+    seen_now = {int(i) for i in np.unique(bank.face_identities[mine])}
+    known = seen_now & set(prior_ids)
+    return {
+        "episodes": meta["episodes"],
+        "all_episodes": bank.episodes.tolist(),
+        "identities": len(bank.identity_ids),
+        "identities_in_these_episodes": len(seen_now),
+        "known": sorted(known),
+        "new": sorted(seen_now - known),
+        "conflicts": meta["conflicts"],
         "counts": {str(int(i)): int(c) for i, c in zip(bank.identity_ids, bank.counts, strict=True)},
         "episode_counts": {
             str(int(i)): {str(name): int(c) for name, c in zip(bank.episodes, row, strict=True) if c}
@@ -77,12 +103,78 @@ def write_series(
             str(int(i)): {str(name): s for name, s in zip(bank.episodes, row, strict=True) if s}
             for i, row in zip(bank.identity_ids, screen.tolist(), strict=True)
         },
-        "missing": [ep.name for ep in episodes if ep.final is None],
-        "params": params,
+        "missing": meta["missing"],
+        "params": meta["params"],
+        "series_id": bank.series_id,
+        "prior_ids": sorted(int(i) for i in prior_ids),
+        "names": {str(int(i)): str(n) for i, n in zip(bank.identity_ids, bank.names, strict=True) if n},
+        "screen_time": series_screen_time(bank),
+        "removed": meta.get("removed", []),
+        "not_faces": not_faces or {},
+        "faces_removed": faces_removed,
+        "edits": edits or [],
     }
+
+
+def series_screen_time(bank: SeriesBank) -> dict[str, dict[str, Any]]:
+    """Per person: total seconds, and per episode its :class:`~facepipe.clustering.screen.ScreenTime`."""
+    assert bank.face_shots is not None and bank.frame_counts is not None
+    found: dict[str, dict[str, Any]] = {
+        str(int(i)): {"seconds": 0.0, "episodes": {}} for i in bank.identity_ids
+    }
+    for e, name in enumerate(bank.episodes.tolist()):
+        mine = bank.face_episodes == e
+        times = screen_times(
+            bank.face_identities[mine],
+            bank.face_frames[mine],
+            bank.face_shots[mine].tolist(),
+            float(bank.fps[e]),
+            int(bank.frame_steps[e]),
+            int(bank.frame_counts[e]),
+        )
+        for identity, time in times.items():
+            entry = found[str(identity)]
+            entry["episodes"][str(name)] = time.model_dump(mode="json")
+            entry["seconds"] = round(entry["seconds"] + time.seconds, 3)
+    return found
+
+
+def write_series_files(out: Path, bank: SeriesBank, summary: dict[str, Any], these: list[int]) -> None:
+    """The season's files from its bank and summary: ``faces.jsonl`` holds the faces of ``these``
+    episodes (the run's), with their person's name where it has one."""
+    out.mkdir(parents=True, exist_ok=True)
+    write_series_bank(bank, out / "bank.npz")
+    names = {int(i): str(n) for i, n in zip(bank.identity_ids, bank.names, strict=True) if n}
+    lines = []
+    for k in np.flatnonzero(np.isin(bank.face_episodes, these)):
+        e = int(bank.face_episodes[k])
+        frame = int(bank.face_frames[k])
+        identity = int(bank.face_identities[k])
+        line: dict[str, Any] = {
+            "video": str(bank.videos[e]),
+            "episode": str(bank.episodes[e]),
+            "frame": frame,
+            "time_s": round(frame / float(bank.fps[e]), 3),
+            "bbox": [round(float(v), 2) for v in bank.face_bboxes[k]],
+            "identity": identity,
+            "episode_identity": int(bank.face_episode_identities[k]),
+        }
+        if identity in names:
+            line["name"] = names[identity]
+        lines.append(orjson.dumps(line) + b"\n")
+    write_atomically(out / "faces.jsonl", b"".join(lines))
     write_atomically(out / "summary.json", orjson.dumps(summary, option=orjson.OPT_INDENT_2))
-    _write_csv(out / "identities.csv", bank, screen)
-    return summary
+    _write_csv(out / "identities.csv", bank, _screen_seconds(bank))
+
+
+def warn_of_other_edits(out: Path, new_id: str) -> None:
+    """New outputs over a folder whose ``edits.json`` belongs to earlier outputs: say so (the
+    edits are in the bank those outputs passed on, if it was used as ``--bank``)."""
+    from facepipe.app.curate import other_edits_warning
+
+    note = other_edits_warning(out, new_id)
+    if note:
+        print(f"facepipe: {note}", file=sys.stderr)
 
 
 def _screen_seconds(bank: SeriesBank) -> np.ndarray:
@@ -93,22 +185,24 @@ def _screen_seconds(bank: SeriesBank) -> np.ndarray:
 
 def _write_csv(path: Path, bank: SeriesBank, screen: np.ndarray) -> None:
     """One row per person, a screen-time column (seconds) per episode: for spreadsheets."""
-    with open(path, "w", newline="", encoding="utf-8") as fh:
-        writer = csv.writer(fh)
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(
+        ["identity", "name", "faces", "screen_s", "episodes", *(f"{name} (s)" for name in bank.episodes)]
+    )
+    order = np.lexsort((bank.identity_ids, -screen.sum(axis=1)))
+    for r in order:
         writer.writerow(
-            ["identity", "faces", "screen_s", "episodes", *(f"{name} (s)" for name in bank.episodes)]
+            [
+                int(bank.identity_ids[r]),
+                str(bank.names[r]),
+                int(bank.counts[r]),
+                round(float(screen[r].sum()), 1),
+                int((bank.episode_counts[r] > 0).sum()),
+                *(f"{s:g}" for s in screen[r]),
+            ]
         )
-        order = np.lexsort((bank.identity_ids, -screen.sum(axis=1)))
-        for r in order:
-            writer.writerow(
-                [
-                    int(bank.identity_ids[r]),
-                    int(bank.counts[r]),
-                    round(float(screen[r].sum()), 1),
-                    int((bank.episode_counts[r] > 0).sum()),
-                    *(f"{s:g}" for s in screen[r]),
-                ]
-            )
+    write_atomically(path, text.getvalue().encode("utf-8"))
 
 
 def format_series(summary: dict[str, Any], out: Path) -> str:
@@ -130,5 +224,20 @@ def format_series(summary: dict[str, Any], out: Path) -> str:
         )
     for conflict in summary["conflicts"]:
         lines.append(f"  NOTE: {conflict['note']}")  # names both ids, the linkages, and what to do
+    for gone in summary.get("removed") or []:
+        lines.append(
+            f"  left out: {gone['episode']} identity {gone['episode_identity']} ({gone['faces']} faces) "
+            f"matches {gone['not_a_face']}, which was marked not a face"
+        )
+    names = summary.get("names") or {}
+    present = [i for i in [*summary["known"], *summary["new"]] if str(i) in names]
+    if present:
+        screen = summary.get("screen_time") or {}
+        lines.append(
+            "  named: "
+            + ", ".join(
+                f"{i} {names[str(i)]} ({screen.get(str(i), {}).get('seconds', 0):.1f} s)" for i in present
+            )
+        )
     lines.append(f"  series: {out}/report.html, identities.csv, bank.npz, faces.jsonl, summary.json")
     return "\n".join(lines)

@@ -16,6 +16,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from facepipe.app.files import write_atomically
+from facepipe.clustering.screen import ScreenTime
 from facepipe.errors import FacepipeError
 
 
@@ -121,6 +122,18 @@ class Summary(BaseModel):
     warnings: list[str] = Field(default_factory=list)
     #: the run's :class:`~facepipe.records.RunParams` as it recorded them
     params: dict[str, Any] = Field(default_factory=dict)
+    #: identity id (as text) -> seconds on screen, share of the video, first and last
+    #: appearance, shots and appearance segments (:mod:`facepipe.clustering.screen`)
+    screen_time: dict[str, ScreenTime] = Field(default_factory=dict)
+    #: identity id (as text) -> its name (``facepipe name``, ``facepipe edit --rename``)
+    names: dict[str, str] = Field(default_factory=dict)
+    #: identity id (as text) -> its faces, for identities a person marked not a face: they are
+    #: left out of every figure above and of faces.jsonl and bank.npz
+    not_faces: dict[str, int] = Field(default_factory=dict)
+    #: faces left out by edits (those of ``not_faces``)
+    faces_removed: int = 0
+    #: the edits in effect, in order ("3: merge 7 into 5"); edits.json has each with its command
+    edits: list[str] = Field(default_factory=list)
 
     @classmethod
     def read(cls, path: Path) -> Summary:

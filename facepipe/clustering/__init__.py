@@ -16,6 +16,10 @@ and around them:
 
 * :mod:`~facepipe.clustering.run`: :func:`cluster_records`, all of the above in one process;
 * :mod:`~facepipe.clustering.series`: a season's episodes joined into one series bank;
+* :mod:`~facepipe.clustering.screen`: screen time, shares, shots and appearance segments;
+* :mod:`~facepipe.clustering.curation`: what a person's edit means (merge, rename, not a face,
+  split, undo), replayed on the machine's identities;
+* :mod:`~facepipe.clustering.matching`: identities against reference photos, a photo against a bank;
 * :mod:`~facepipe.clustering.evaluate`: accuracy against labels (BCubed, pairwise, counts).
 
 May import: the base (:mod:`facepipe.errors`, :mod:`facepipe.settings`,

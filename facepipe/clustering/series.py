@@ -55,6 +55,19 @@ SERIES_KEYS = (
     "face_bboxes",
     "face_episode_identities",
 )
+#: arrays a series bank may hold (written by this version; an older bank gets their defaults)
+OPTIONAL_SERIES_KEYS = (
+    "names",
+    "face_anchors",
+    "face_shots",
+    "rejected_embeddings",
+    "rejected_groups",
+    "kept_apart",
+    "frame_counts",
+    "next_id",
+    "model",
+    "series_id",
+)
 
 
 @dataclass
@@ -70,6 +83,8 @@ class EpisodeResult:
     problem: str | None = None
     #: its name in the series bank (``name``, made unique among the bank's episodes)
     series_name: str | None = None
+    #: the video's frame count (0: unknown), for screen-time shares
+    frame_count: int = 0
 
 
 @dataclass
@@ -92,6 +107,45 @@ class SeriesBank:
     face_frames: np.ndarray  # (F,) int64
     face_bboxes: np.ndarray  # (F, 4) float32
     face_episode_identities: np.ndarray  # (F,) int64: the identity within its episode
+    # -- optional arrays (:data:`OPTIONAL_SERIES_KEYS`; a bank without them gets these defaults) --
+    #: (N,) each person's name ("" unnamed)
+    names: np.ndarray = field(default_factory=lambda: np.zeros(0, np.str_))
+    #: (F,) the group each face is matched as (its person before any merge: see
+    #: :mod:`facepipe.clustering.curation`); defaults to ``face_identities``
+    face_anchors: np.ndarray | None = None
+    #: (F,) each face's shot within its episode (-1 unknown)
+    face_shots: np.ndarray | None = None
+    #: (R, DIM), (R,): faces of identities marked not a face, and which such identity each was
+    rejected_embeddings: np.ndarray = field(default_factory=lambda: np.zeros((0, DIM), np.float32))
+    rejected_groups: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    #: (K, 2) pairs of people a person split apart: never joined, never reported as one
+    kept_apart: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), np.int64))
+    #: (E,) each episode's frame count (0 unknown): the duration that screen-time shares divide by
+    frame_counts: np.ndarray | None = None
+    #: the lowest id never used (0-d); -1: one more than the largest id or anchor
+    next_id: int = -1
+    #: the recogniser that made the embeddings (file name and sha256 prefix; "" unknown)
+    model: str = ""
+    #: the id of the season run that wrote the bank ("" unknown)
+    series_id: str = ""
+
+    def __post_init__(self) -> None:
+        n, f, e = len(self.identity_ids), len(self.face_identities), len(self.episodes)
+        if len(self.names) != n:
+            self.names = np.full(n, "", dtype="<U1") if not len(self.names) else self.names
+        if self.face_anchors is None:
+            self.face_anchors = np.asarray(self.face_identities, dtype=np.int64).copy()
+        if self.face_shots is None:
+            self.face_shots = np.full(f, -1, dtype=np.int64)
+        if self.frame_counts is None:
+            self.frame_counts = np.zeros(e, dtype=np.int64)
+        if self.next_id < 0:
+            top = [self.identity_ids, self.face_anchors, self.rejected_groups]
+            self.next_id = max((int(a.max()) + 1 for a in top if len(a)), default=0)
+
+    def name_of(self, identity: int) -> str:
+        rows = np.flatnonzero(self.identity_ids == identity)
+        return str(self.names[rows[0]]) if len(rows) and len(self.names) > rows[0] else ""
 
     @classmethod
     def empty(cls) -> SeriesBank:
@@ -139,8 +193,19 @@ class SeriesBank:
             problems.append("faces name episodes the bank does not have")
         if len(np.unique(self.identity_ids)) != n:
             problems.append("identity ids repeat")
+        if self.names.shape != (n,):
+            problems.append("names does not have one entry per identity")
+        for name in ("face_anchors", "face_shots"):
+            if np.shape(getattr(self, name)) != (f,):
+                problems.append(f"{name} does not have one entry per face")
+        if np.shape(self.frame_counts) != (e,):
+            problems.append("frame_counts does not have one entry per episode")
+        r = len(self.rejected_groups)
+        if self.rejected_embeddings.shape != (r, DIM) or self.kept_apart.shape[1:] != (2,):
+            problems.append("the not-a-face arrays do not fit together")
         if problems:
             raise FacepipeError(f"{path} is not a usable series bank: {problems[0]}")
+
 
 @dataclass(frozen=True)
 class Conflict:
@@ -172,6 +237,9 @@ class SeriesResult:
     known: set[int]
     #: pairs of bank people an episode identity matches both of
     conflicts: list[Conflict] = field(default_factory=list)
+    #: episode identities that matched an identity a person marked not a face: left out
+    #: (episode name, its identity there, its faces, the not-a-face identity it matched)
+    removed: list[tuple[str, int, int, int]] = field(default_factory=list)
 
 
 def series_thresh(params: RunParams) -> float:
@@ -181,17 +249,33 @@ def series_thresh(params: RunParams) -> float:
 
 
 def series_pass(episodes: list[EpisodeResult], prior: SeriesBank | None, thresh: float) -> SeriesResult:
-    """Join the episodes' identities (and an earlier bank's people) into series identities."""
+    """Join the episodes' identities (and an earlier bank's people) into series identities.
+
+    The bank takes part as anchored groups, one per **anchor** (a person before any merge a
+    person made; usually the person itself), plus one per identity marked not a face. An
+    episode identity that joins an anchor takes its person's id; one that joins a not-a-face
+    group is left out of the outputs (and its faces join that group, so it keeps learning).
+    """
     prior = prior or SeriesBank.empty()
     done = [ep for ep in episodes if ep.final is not None]
-    n_prior = len(prior.identity_ids)
-    # groups: the prior bank's people (anchored), then every identity of every finished episode
-    row_of_id = np.zeros(int(prior.identity_ids.max()) + 1 if n_prior else 0, dtype=np.int64)
-    row_of_id[prior.identity_ids] = np.arange(n_prior)
-    prior_rows = row_of_id[prior.face_identities]  # each bank face's group
-    sums = [group_sums(prior_rows, prior.face_embeddings, n_prior)]
-    weights = [np.maximum(np.bincount(prior_rows, minlength=n_prior), 1)]
-    # the bank's people who share a frame of one of its episodes stay apart, as they were
+    assert prior.face_anchors is not None
+    # groups: the bank's anchors, then its not-a-face identities (all anchored), then every
+    # identity of every finished episode
+    anchor_keys, prior_rows = np.unique(prior.face_anchors, return_inverse=True)
+    n_anchor = len(anchor_keys)
+    person_of = np.zeros(n_anchor, dtype=np.int64)  # anchor row -> its person's id
+    person_of[prior_rows] = prior.face_identities
+    reject_keys, reject_rows = np.unique(prior.rejected_groups, return_inverse=True)
+    n_prior = n_anchor + len(reject_keys)
+    sums = [
+        group_sums(prior_rows, prior.face_embeddings, n_anchor),
+        group_sums(reject_rows, prior.rejected_embeddings, len(reject_keys)),
+    ]
+    weights = [
+        np.maximum(np.bincount(prior_rows, minlength=n_anchor), 1),
+        np.maximum(np.bincount(reject_rows, minlength=len(reject_keys)), 1),
+    ]
+    # the bank's anchors that share a frame of one of its episodes stay apart, as they were
     cannot = cooccurring_pairs((prior.face_episodes * (1 << 32) + prior.face_frames).tolist(), prior_rows)
     # how clearly each group was seen: its best face norm (a bank's people: well seen)
     seen = [np.full(n_prior, np.inf)]
@@ -226,9 +310,12 @@ def series_pass(episodes: list[EpisodeResult], prior: SeriesBank | None, thresh:
         parent = neighbourhood_levels(compact(parent), vectors, sizes, best_norm, cannot, anchored=anchored)
     else:
         parent = np.arange(len(vectors))
-    conflicts = _conflicts(vectors, sizes, n_prior, cannot, thresh, done, offsets)
-    series_id = _series_ids(parent, prior.identity_ids, first_seen)
-    result = _merge_into_bank(prior, done, offsets, series_id)
+    # each group's person (a series id), or a not-a-face key (as -1 - key)
+    owner = np.concatenate([person_of, -1 - reject_keys]).astype(np.int64)
+    apart = {(int(a), int(b)) for a, b in prior.kept_apart.tolist()}
+    conflicts = _conflicts(vectors, sizes, owner, n_prior, cannot, thresh, done, offsets, apart)
+    series_id, anchor_of, next_id = _series_ids(parent, owner, anchor_keys, first_seen, prior.next_id)
+    result, removed = _merge_into_bank(prior, done, offsets, series_id, anchor_of, next_id)
     for ep, name in zip(done, result.episodes[len(prior.episodes) :].tolist(), strict=True):
         ep.series_name = name
     return SeriesResult(
@@ -236,127 +323,210 @@ def series_pass(episodes: list[EpisodeResult], prior: SeriesBank | None, thresh:
         episode_index=list(range(len(prior.episodes), len(prior.episodes) + len(done))),
         known={int(i) for i in prior.identity_ids},
         conflicts=[
-            Conflict(int(prior.identity_ids[a]), int(prior.identity_ids[b]), episode, identity, la, lb)
-            for a, b, episode, identity, la, lb in conflicts
+            Conflict(a, b, episode, identity, la, lb) for a, b, episode, identity, la, lb in conflicts
         ],
+        removed=removed,
     )
 
 
 def _conflicts(
     vectors: np.ndarray,
     sizes: np.ndarray,
+    owner: np.ndarray,
     n_prior: int,
     cannot: set[tuple[int, int]],
     thresh: float,
     done: list[EpisodeResult],
     offsets: list[int],
+    apart: set[tuple[int, int]],
 ) -> list[tuple[int, int, str, int, float, float]]:
     """Each episode identity that matches two bank people who never share a frame (the two
-    best such matches); the linkages are between the identity and each person alone."""
+    best such matches); the linkages are between the identity and each anchor alone. Two
+    anchors of one person, not-a-face groups and people a person split apart are no conflict."""
     if not n_prior or len(vectors) == n_prior or thresh <= 0:
         return []
     anchors, units = vectors[:n_prior], vectors[n_prior:]
     linkage = (units @ anchors.T) / np.outer(sizes[n_prior:], sizes[:n_prior])
     found = []
     for u in np.flatnonzero((linkage >= thresh).sum(axis=1) >= 2):
-        best = [int(a) for a in np.argsort(-linkage[u], kind="stable") if linkage[u, a] >= thresh]
+        best = [
+            int(a)
+            for a in np.argsort(-linkage[u], kind="stable")
+            if linkage[u, a] >= thresh and owner[a] >= 0
+        ]
         pairs = [
-            (a, b) for i, a in enumerate(best) for b in best[i + 1 :] if (min(a, b), max(a, b)) not in cannot
+            (a, b)
+            for i, a in enumerate(best)
+            for b in best[i + 1 :]
+            if (min(a, b), max(a, b)) not in cannot
+            and owner[a] != owner[b]
+            and (min(owner[a], owner[b]), max(owner[a], owner[b])) not in apart
         ]
         if not pairs:
             continue
         a, b = pairs[0]
+        if owner[a] > owner[b]:
+            a, b = b, a
         number = int(np.searchsorted(offsets, u + n_prior, side="right")) - 1
         episode = done[number]
         found.append(
             (
-                min(a, b),
-                max(a, b),
+                int(owner[a]),
+                int(owner[b]),
                 episode.series_name or episode.name,
                 int(u + n_prior - offsets[number]),
-                round(float(linkage[u, min(a, b)]), 4),
-                round(float(linkage[u, max(a, b)]), 4),
+                round(float(linkage[u, a]), 4),
+                round(float(linkage[u, b]), 4),
             )
         )
     return found
 
 
-def _series_ids(parent: np.ndarray, prior_ids: np.ndarray, first_seen: list[tuple[int, int]]) -> np.ndarray:
-    """A series id per group: the bank id of the anchor it joined, or a new id after the bank's,
-    numbered by first appearance (episode order, then frame)."""
-    n_prior = len(prior_ids)
+def _series_ids(
+    parent: np.ndarray,
+    owner: np.ndarray,
+    anchor_keys: np.ndarray,
+    first_seen: list[tuple[int, int]],
+    next_id: int,
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """For each group: its series id (the person of the anchor it joined, a new id after the
+    bank's numbered by first appearance (episode order, then frame), or ``-1 - key`` for a
+    not-a-face group), its anchor (the bank anchor it joined, or its new id) and the next free id."""
+    n_prior = len(owner)
     ids = np.full(len(parent), -1, dtype=np.int64)
-    ids[:n_prior] = prior_ids
-    root_id: dict[int, int] = {int(parent[i]): int(prior_ids[i]) for i in range(n_prior)}
-    next_id = int(prior_ids.max()) + 1 if n_prior else 0
+    anchors = np.full(len(parent), -1, dtype=np.int64)
+    ids[:n_prior] = owner
+    anchors[: len(anchor_keys)] = anchor_keys
+    anchors[len(anchor_keys) : n_prior] = owner[len(anchor_keys) :]
+    root_id: dict[int, tuple[int, int]] = {
+        int(parent[i]): (int(owner[i]), int(anchors[i])) for i in range(n_prior)
+    }
     order = sorted(range(n_prior, len(parent)), key=lambda g: first_seen[g - n_prior])
     for group in order:
         root = int(parent[group])
         if root not in root_id:
-            root_id[root] = next_id
+            root_id[root] = (next_id, next_id)
             next_id += 1
     for group in range(n_prior, len(parent)):
-        ids[group] = root_id[int(parent[group])]
-    return ids
+        ids[group], anchors[group] = root_id[int(parent[group])]
+    return ids, anchors, next_id
 
 
 def _merge_into_bank(
-    prior: SeriesBank, done: list[EpisodeResult], offsets: list[int], series_id: np.ndarray
-) -> SeriesBank:
-    """The prior bank plus this run's episodes and faces, relabelled to series ids."""
+    prior: SeriesBank,
+    done: list[EpisodeResult],
+    offsets: list[int],
+    series_id: np.ndarray,
+    anchor_of: np.ndarray,
+    next_id: int,
+) -> tuple[SeriesBank, list[tuple[str, int, int, int]]]:
+    """The prior bank plus this run's episodes and faces, relabelled to series ids; faces of
+    identities that joined a not-a-face group go to the bank's rejected faces instead."""
+    assert prior.face_anchors is not None and prior.face_shots is not None and prior.frame_counts is not None
     faces = [prior.face_embeddings]
-    identities, episodes, frames, bboxes, local = (
+    identities, episodes, frames, bboxes, local, anchors, shots = (
         [prior.face_identities],
         [prior.face_episodes],
         [prior.face_frames],
         [prior.face_bboxes],
         [prior.face_episode_identities],
+        [prior.face_anchors],
+        [prior.face_shots],
     )
+    rejected, rejected_groups = [prior.rejected_embeddings], [prior.rejected_groups]
+    removed: list[tuple[str, int, int, int]] = []
     first_episode = len(prior.episodes)
+    names = _unique_names(prior.episodes.tolist(), [ep.name for ep in done])
     for number, (ep, offset) in enumerate(zip(done, offsets, strict=True)):
         final = ep.final
         assert final is not None
         labels = np.array([face.identity for face in final.faces], dtype=np.int64)
-        faces.append(final.face_embeddings)
-        identities.append(series_id[offset + labels] if len(labels) else labels)
-        episodes.append(np.full(len(labels), first_episode + number, dtype=np.int64))
-        frames.append(np.array([face.frame for face in final.faces], dtype=np.int64))
-        bboxes.append(np.array([face.bbox for face in final.faces], dtype=np.float32).reshape(-1, 4))
-        local.append(labels)
+        ids = series_id[offset + labels] if len(labels) else labels
+        keep = ids >= 0
+        for identity in np.unique(labels[~keep]).tolist():
+            key = -1 - int(series_id[offset + identity])
+            removed.append(
+                (names[first_episode + number], int(identity), int((labels == identity).sum()), key)
+            )
+        rejected.append(np.asarray(final.face_embeddings, np.float32)[~keep].reshape(-1, DIM))
+        rejected_groups.append(-1 - ids[~keep])
+        faces.append(np.asarray(final.face_embeddings, np.float32)[keep].reshape(-1, DIM))
+        identities.append(ids[keep])
+        anchors.append(anchor_of[offset + labels][keep] if len(labels) else labels)
+        episodes.append(np.full(int(keep.sum()), first_episode + number, dtype=np.int64))
+        frames.append(np.array([face.frame for face in final.faces], dtype=np.int64)[keep])
+        bboxes.append(np.array([face.bbox for face in final.faces], dtype=np.float32).reshape(-1, 4)[keep])
+        shots.append(np.array([-1 if f.shot is None else f.shot for f in final.faces], dtype=np.int64)[keep])
+        local.append(labels[keep])
     face_identities = np.concatenate(identities).astype(np.int64)
     face_episodes = np.concatenate(episodes).astype(np.int64)
     face_frames = np.concatenate(frames).astype(np.int64)
     embeddings = np.concatenate(faces).astype(np.float32).reshape(-1, DIM)
     ids = np.unique(np.concatenate([prior.identity_ids, face_identities])).astype(np.int64)
-    row = np.searchsorted(ids, face_identities)
+    names_of = {int(i): str(n) for i, n in zip(prior.identity_ids, prior.names, strict=True)}
     n, e = len(ids), first_episode + len(done)
+    counts, episode_counts, first, last, centroids = person_tables(
+        ids, face_identities, face_episodes, face_frames, embeddings, e
+    )
+    return (
+        SeriesBank(
+            identity_ids=ids,
+            centroids=centroids,
+            counts=counts,
+            episode_counts=episode_counts,
+            first_frame=first,
+            last_frame=last,
+            episodes=np.array(names, dtype=np.str_),
+            videos=np.array([*prior.videos.tolist(), *(ep.video for ep in done)], dtype=np.str_),
+            fps=np.array([*prior.fps.tolist(), *(ep.fps for ep in done)], dtype=np.float64),
+            frame_steps=np.array(
+                [*prior.frame_steps.tolist(), *(ep.frame_step for ep in done)], dtype=np.int64
+            ),
+            face_embeddings=embeddings,
+            face_identities=face_identities,
+            face_episodes=face_episodes,
+            face_frames=face_frames,
+            face_bboxes=np.concatenate(bboxes).astype(np.float32).reshape(-1, 4),
+            face_episode_identities=np.concatenate(local).astype(np.int64),
+            names=np.array([names_of.get(int(i), "") for i in ids], dtype=np.str_).reshape(n),
+            face_anchors=np.concatenate(anchors).astype(np.int64),
+            face_shots=np.concatenate(shots).astype(np.int64),
+            rejected_embeddings=np.concatenate(rejected).astype(np.float32).reshape(-1, DIM),
+            rejected_groups=np.concatenate(rejected_groups).astype(np.int64),
+            kept_apart=prior.kept_apart.astype(np.int64).reshape(-1, 2),
+            frame_counts=np.array(
+                [*prior.frame_counts.tolist(), *(ep.frame_count for ep in done)], dtype=np.int64
+            ),
+            next_id=next_id,
+            model=prior.model,
+            series_id=prior.series_id,
+        ),
+        removed,
+    )
+
+
+def person_tables(
+    ids: np.ndarray,
+    face_identities: np.ndarray,
+    face_episodes: np.ndarray,
+    face_frames: np.ndarray,
+    embeddings: np.ndarray,
+    n_episodes: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per person (rows in ``ids`` order): counts, counts per episode, first and last frame per
+    episode (-1 where absent) and the centroid (the normalised mean of its faces)."""
+    n = len(ids)
+    row = np.searchsorted(ids, face_identities)
     sums = group_sums(row, embeddings, n)
     centroids = (sums / np.maximum(np.linalg.norm(sums, axis=1, keepdims=True), 1e-12)).astype(np.float32)
-    episode_counts = np.zeros((n, e), dtype=np.int64)
+    episode_counts = np.zeros((n, n_episodes), dtype=np.int64)
     np.add.at(episode_counts, (row, face_episodes), 1)
-    first = np.full((n, e), np.iinfo(np.int64).max, dtype=np.int64)
-    last = np.full((n, e), -1, dtype=np.int64)
+    first = np.full((n, n_episodes), np.iinfo(np.int64).max, dtype=np.int64)
+    last = np.full((n, n_episodes), -1, dtype=np.int64)
     np.minimum.at(first, (row, face_episodes), face_frames)
     np.maximum.at(last, (row, face_episodes), face_frames)
     first[last < 0] = -1
-    return SeriesBank(
-        identity_ids=ids,
-        centroids=centroids,
-        counts=episode_counts.sum(axis=1),
-        episode_counts=episode_counts,
-        first_frame=first,
-        last_frame=last,
-        episodes=np.array(_unique_names(prior.episodes.tolist(), [ep.name for ep in done]), dtype=np.str_),
-        videos=np.array([*prior.videos.tolist(), *(ep.video for ep in done)], dtype=np.str_),
-        fps=np.array([*prior.fps.tolist(), *(ep.fps for ep in done)], dtype=np.float64),
-        frame_steps=np.array([*prior.frame_steps.tolist(), *(ep.frame_step for ep in done)], dtype=np.int64),
-        face_embeddings=embeddings,
-        face_identities=face_identities,
-        face_episodes=face_episodes,
-        face_frames=face_frames,
-        face_bboxes=np.concatenate(bboxes).astype(np.float32).reshape(-1, 4),
-        face_episode_identities=np.concatenate(local).astype(np.int64),
-    )
+    return episode_counts.sum(axis=1), episode_counts, first, last, centroids.reshape(n, DIM)
 
 
 def _unique_names(known: list[str], new: list[str]) -> list[str]:

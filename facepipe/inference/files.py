@@ -69,3 +69,23 @@ def check_onnx(path: Path, kind: str, flag: str) -> None:
     if (kind == "detector") != (outputs >= 5):
         wanted = "an SCRFD face detector" if kind == "detector" else "an ArcFace recogniser"
         raise ModelLoadError(f"{path} is not {wanted} ({outputs} outputs; fix {flag})")
+
+
+_FINGERPRINTS: dict[tuple[str, int, int], str] = {}
+
+
+def model_fingerprint(path: str | os.PathLike[str]) -> str:
+    """``<file name>:<first 16 hex digits of its sha256>``: what banks record about the recogniser
+    that made their embeddings, so embeddings of another model are never compared with them."""
+    import hashlib
+
+    path = Path(path)
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    if key not in _FINGERPRINTS:
+        digest = hashlib.sha256()
+        with open(path, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+        _FINGERPRINTS[key] = f"{path.name}:{digest.hexdigest()[:16]}"
+    return _FINGERPRINTS[key]

@@ -128,7 +128,7 @@ def test_bad_banks_are_one_line_errors(tmp_path: Path) -> None:
     with pytest.raises(FacepipeError, match="not a readable .npz bank"):
         read_series_bank(tmp_path / "junk.npz")
     np.savez(tmp_path / "episode.npz", run_id="x", centroids=np.zeros((1, DIM)))
-    with pytest.raises(FacepipeError, match="an episode's bank.npz, not a series bank"):
+    with pytest.raises(FacepipeError, match="is not a facepipe bank: missing identity_ids"):
         read_series_bank(tmp_path / "episode.npz")
     good = series_pass([_episode("e1", [0])], None, 0.25).bank
     good.centroids = np.zeros((1, 128), np.float32)

@@ -13,7 +13,7 @@ What it shows:
 * the stage funnel: frames in the video, sampled, blurry (skipped), lost, faces
   detected, embedded, identities;
 * one card per identity, most frequent first: up to :data:`THUMBNAILS_PER_IDENTITY` face
-  crops, its face count, its screen time (``count x frame_step / fps``, also as a share
+  crops, its name (once named), its face count, its screen time (``count x frame_step / fps``, also as a share
   of the video's duration ``frame_count / fps``), first and last appearance, and a
   timeline strip marking every appearance across the whole video;
 * the run's parameters, and any lost frame ranges.
@@ -27,6 +27,8 @@ Where things are:
 * :mod:`~facepipe.app.report.page`: the page's sections and :func:`render_report`, with the
   person cards in :mod:`~facepipe.app.report.cards` and the SVG timelines in
   :mod:`~facepipe.app.report.timeline`;
+* :mod:`~facepipe.app.report.controls`: each card's review controls ("same as…", name, "not
+  a face") and the panel where the page's script turns them into a ``facepipe edit`` command;
 * ``assets/report.css`` and ``assets/report.js``: the inline style and script, as package data.
 
 Only :mod:`facepipe.errors`, :mod:`facepipe.records` (a face's key),

@@ -68,7 +68,7 @@ def build_report(
     for ident in identities:
         ident.thumbnails = [(face, thumbs.get(id(face))) for face in picks[ident.id]]
     target = out_dir / REPORT_FILE
-    write_atomically(target, render_report(summary, faces, identities, note).encode())
+    write_atomically(target, render_report(summary, faces, identities, note, out_dir).encode())
     return target
 
 

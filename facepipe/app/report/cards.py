@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+from facepipe.app.report.controls import edit_controls, edits_panel
 from facepipe.app.report.facts import RunFacts
 from facepipe.app.report.formatting import esc, fmt_param, fmt_time
 from facepipe.app.report.identities import Identity
 from facepipe.app.report.timeline import LOST_FILL, axis, timeline
 from facepipe.app.summary import Summary
+from facepipe.clustering.screen import ScreenTime
 
 
 def _thumbnail_strip(ident: Identity, fps: float) -> str:
@@ -38,8 +41,20 @@ def _match_text(faces: list[dict[str, Any]]) -> str:
     return f" &middot; mean match similarity {sum(sims) / len(sims):.2f}" if sims else ""
 
 
-def identity_card(ident: Identity, rank: int, run: RunFacts) -> str:
-    """One person's card: crops, face count, screen time and its share, first/last seen, timeline."""
+def _appearances(seen: ScreenTime | None) -> str:
+    """ ", in 3 shots, 5 appearances" from the summary's screen time (nothing for older summaries)."""
+    if seen is None:
+        return ""
+    shots = "" if seen.shots is None else f", in {seen.shots} shot{'s' if seen.shots != 1 else ''}"
+    n = len(seen.segments)
+    return f"{shots}, {n} appearance{'s' if n != 1 else ''}"
+
+
+def identity_card(
+    ident: Identity, rank: int, run: RunFacts, name: str | None = None, seen: ScreenTime | None = None
+) -> str:
+    """One person's card: crops, name, face count, screen time and its share, first/last seen,
+    shots and appearances, timeline, and the review controls."""
     screen = ident.count * run.step_s
     share = screen / run.duration if run.duration > 0 else 0.0
     times = [float(f.get("time_s", f["frame"] / run.fps)) for f in ident.faces]
@@ -47,16 +62,18 @@ def identity_card(ident: Identity, rank: int, run: RunFacts) -> str:
     last = fmt_time(max(times)) if times else "-"
     faces_text = "1 face" if ident.count == 1 else f"{ident.count:,} faces"
     strip = timeline(times, run.duration, run.step_s, ident.color, run.lost)
+    title = esc(name) if name else f"Person {rank}"
     return f"""
 <section class=id style="--c:{ident.color}" data-identity="{ident.id}">
   <div class=crops>{_thumbnail_strip(ident, run.fps)}</div>
   <div>
-    <div class=who><h3><span class=dot></span>Person {rank}</h3>
+    <div class=who><h3><span class=dot></span>{title}</h3>
       <span class=muted>identity {ident.id} &middot; {faces_text}</span></div>
     <div><span class=big>{fmt_time(screen)}</span> on screen
       <span class=muted>&middot; {min(100.0, 100 * share):.1f}% of the video</span></div>
-    <div class=facts>first seen at {first}, last at {last}{_match_text(ident.faces)}</div>
+    <div class=facts>first seen at {first}, last at {last}{_appearances(seen)}{_match_text(ident.faces)}</div>
     {strip}
+    {edit_controls(ident.id, name)}
   </div>
 </section>"""
 
@@ -79,7 +96,9 @@ def _no_faces(summary: Summary, run: RunFacts) -> str:
     )
 
 
-def people_section(summary: Summary, run: RunFacts, identities: list[Identity]) -> str:
+def people_section(
+    summary: Summary, run: RunFacts, identities: list[Identity], out_dir: Path | None = None
+) -> str:
     """The legend, the time axis and every card in rank order; or the no-faces notice.
 
     Extras (identities with fewer than ``--min-faces`` faces: background people) follow the
@@ -90,15 +109,19 @@ def people_section(summary: Summary, run: RunFacts, identities: list[Identity]) 
     extras = set(summary.extras)
     people = [ident for ident in identities if ident.id not in extras]
     background = [ident for ident in identities if ident.id in extras]
-    cards = "".join(identity_card(ident, rank, run) for rank, ident in enumerate(people, 1))
+
+    def card(ident: Identity, rank: int) -> str:
+        key = str(ident.id)
+        return identity_card(ident, rank, run, summary.names.get(key), summary.screen_time.get(key))
+
+    cards = "".join(card(ident, rank) for rank, ident in enumerate(people, 1))
     section = f"{_legend(run)}{axis(run.duration)}<div class=ids>{cards}</div>"
     if background:
-        more = "".join(
-            identity_card(ident, rank, run) for rank, ident in enumerate(background, len(people) + 1)
-        )
+        more = "".join(card(ident, rank) for rank, ident in enumerate(background, len(people) + 1))
         section += (
             f"<h2>Extras: {len(background)} background people</h2><p class=legend>Fewer than "
             f"{esc(run.params.get('min_faces'))} faces each (<code>--min-faces</code>); kept in every "
             f"output, flagged.</p><div class=ids>{more}</div>"
         )
-    return section
+    listing = [(ident.id, summary.names.get(str(ident.id))) for ident in identities]
+    return section + edits_panel(out_dir, listing, summary.edits)

@@ -8,6 +8,7 @@ in order inside the page shell.
 from __future__ import annotations
 
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 from facepipe.app.report.cards import people_section
@@ -78,6 +79,7 @@ def _funnel(summary: Summary, run: RunFacts, n_ids: int) -> str:
         ("faces detected", summary.faces_detected, False),
         ("embedded", summary.faces_embedded, False),
         *([("rejected (no face)", summary.faces_rejected, False)] if summary.faces_rejected else []),
+        *([("left out (not a face)", summary.faces_removed, False)] if summary.faces_removed else []),
         *([("shots", summary.shots, False)] if summary.shots else []),
         ("identities", n_ids if summary.identities is None else summary.identities, False),
     ]
@@ -147,6 +149,7 @@ def render_report(
     faces: list[dict[str, Any]],
     identities: list[Identity],
     video_note: str | None,
+    out_dir: Path | None = None,
 ) -> str:
     """The page's HTML from the run's figures and identities (thumbnails already attached)."""
     run = run_facts(summary, faces)
@@ -160,7 +163,7 @@ def render_report(
         "<h2>Pipeline</h2>",
         f"<div class=funnel>{_funnel(summary, run, n_ids)}</div>",
         "<h2>Who is on screen, and when</h2>",
-        people_section(summary, run, identities),
+        people_section(summary, run, identities, out_dir),
         "<h2>Parameters</h2>",
         f"<div class=cols>{_param_tables(run.params)}</div>",
         FOOTER,

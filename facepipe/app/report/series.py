@@ -14,6 +14,7 @@ from typing import Any
 
 from facepipe.app.files import write_atomically
 from facepipe.app.report.build import read_json_outputs
+from facepipe.app.report.controls import edit_controls, edits_panel
 from facepipe.app.report.formatting import esc, fmt_time
 from facepipe.app.report.identities import PALETTE, pick_faces
 from facepipe.app.report.page import _shell
@@ -62,11 +63,15 @@ def _ranked_people(summary: dict[str, Any], faces: list[dict[str, Any]]) -> dict
 
 
 def render_series_report(
-    summary: dict[str, Any], chosen: dict[int, list[dict[str, Any]]], crops: dict[int, str]
+    summary: dict[str, Any],
+    chosen: dict[int, list[dict[str, Any]]],
+    crops: dict[int, str],
+    out_dir: Path | None = None,
 ) -> str:
     """The page: ``chosen`` holds each person's faces to show (ranked), ``crops`` their images."""
     episodes = list(summary.get("all_episodes") or [])
     screen = summary.get("screen_seconds") or {}
+    names = summary.get("names") or {}
     new = set(summary.get("new") or [])
     people = list(chosen)
     cards = []
@@ -80,14 +85,16 @@ def render_series_report(
             for f in chosen[person]
         )
         status = " &middot; new in this run" if person in new else ""
+        title = esc(names[str(person)]) if str(person) in names else f"Person {rank}"
         cards.append(
             f"""<section class=id style="--c:{color}" data-identity="{person}">
   <div class=crops>{images}</div>
-  <div><div class=who><h3><span class=dot></span>Person {rank}</h3>
+  <div><div class=who><h3><span class=dot></span>{title}</h3>
     <span class=muted>series id {person} &middot; {summary["counts"].get(str(person), 0):,} faces in
     {len(seconds)} episode(s){status}</span></div>
     <div><span class=big>{fmt_time(sum(seconds.values()))}</span> on screen in all</div>
-    {_episode_bars(seconds, episodes, color)}</div>
+    {_episode_bars(seconds, episodes, color)}
+    {edit_controls(person, names.get(str(person)))}</div>
 </section>"""
         )
     missing = summary.get("missing") or []
@@ -107,6 +114,7 @@ def render_series_report(
             *notes,
             "<h2>Who is in the series, and where</h2>",
             f"<div class=ids>{''.join(cards)}</div>",
+            edits_panel(out_dir, [(p, names.get(str(p))) for p in people], list(summary.get("edits") or [])),
             "<footer>facepipe series report &middot; screen time = faces &times; frame step / fps &middot; "
             "identities.csv has the same figures for spreadsheets</footer>",
         ]
@@ -129,5 +137,5 @@ def build_series_report(series_dir: Path) -> Path:
     for video, group in by_video.items():
         crops.update(read_thumbnails(video, group)[0])
     target = Path(series_dir) / "report.html"
-    write_atomically(target, render_series_report(summary, chosen, crops).encode())
+    write_atomically(target, render_series_report(summary, chosen, crops, Path(series_dir)).encode())
     return target
