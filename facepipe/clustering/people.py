@@ -44,14 +44,16 @@ so the margin is never a formality. Each constant sits on a plateau of the sweep
 (``bench/people_bench.py --sweep``): ``FLOOR`` 0.06-0.12 and ``WEAK_NORM`` 19-20 give the same
 result on every view; ``MARGIN`` loses no view from 0.08 to 0.10 (0.08 wins two more degraded
 compilation views; 0.07 and below join strangers, so 0.10 keeps the distance); ``STRONG_MARGIN``
-loses no view from 0.12 to 0.17 (0.15: the middle, away from the one wrong link at 0.118).
+loses no view from 0.12 to 0.20 (from 0.18 on it joins nothing; 0.15 sits away from the one
+wrong link found at 0.118).
 Only ``--clustering tracks`` records the norms, so only it runs this step. Faces
 without a norm (runs written before it was recorded) count as well seen: the result is then
 the plain average linkage.
 
-Scale: the average linkage is sparse and exact (:mod:`facepipe.clustering.linkage`); a level
-needs one row of linkages per poorly seen group (a blocked matrix product), so 20,000 tracks of
-100,000 faces take seconds (``bench/people_scale.py``).
+Scale: the average linkage is sparse and exact (:mod:`facepipe.clustering.linkage`); while any
+group is poorly seen, a level needs one row of linkages per group (a blocked matrix product), so
+20,000 tracks of 100,000 faces take 6 CPU-s, 12 when every track is poorly seen
+(``bench/people_scale.py``).
 """
 
 from __future__ import annotations
