@@ -126,12 +126,13 @@ def calibration_crops(photos: list[tuple[str, np.ndarray]]) -> list[np.ndarray]:
 
 
 def _key(onnx: Path, photos: list[tuple[str, np.ndarray]]) -> str:
-    import nncf
-    import openvino
+    """The cache key: the model file, the recipe, the photos, and NNCF's and OpenVINO's versions
+    (read from their metadata: a cache hit imports neither NNCF nor anything it drags in)."""
+    from importlib.metadata import version
 
     digest = hashlib.sha256(onnx.read_bytes())
     pool = [[name, hashlib.sha256(image.tobytes()).hexdigest()[:16]] for name, image in photos]
-    facts = {"recipe": RECIPE, "nncf": nncf.__version__, "openvino": openvino.__version__, "photos": pool}
+    facts = {"recipe": RECIPE, "nncf": version("nncf"), "openvino": version("openvino"), "photos": pool}
     digest.update(json.dumps(facts, sort_keys=True).encode())
     return digest.hexdigest()[:16]
 
@@ -148,9 +149,6 @@ def int8_model(onnx: str | os.PathLike[str]) -> Path:
             "--precision int8 quantizes ArcFace at first use and needs NNCF: "
             "pip install 'facepipe[int8]' (or use --precision auto)"
         )
-    import nncf
-    import openvino
-
     photos = calibration_photos()
     xml = folder / f"{onnx.stem}-int8-{_key(onnx, photos)}.xml"
     folder.mkdir(parents=True, exist_ok=True)
@@ -158,6 +156,9 @@ def int8_model(onnx: str | os.PathLike[str]) -> Path:
         fcntl.flock(lock, fcntl.LOCK_EX)  # another worker may be quantizing it: wait, then load
         if xml.is_file() and xml.with_suffix(".bin").is_file():
             return xml
+        import nncf
+        import openvino
+
         log.warning("quantizing %s to int8 on first use (about 30 s; cached in %s)", onnx, folder)
         model = openvino.Core().read_model(str(onnx))
         crops = calibration_crops(photos)
