@@ -8,7 +8,13 @@ Layout (``K = PREFIX:run:RUN_ID``):
 
 ==========================  ======  ===========================================================
 ``PREFIX:runs``             zset    run ids by creation time (``facepipe runs``)
-``K:meta``                  hash    video, fps, total chunks, parameters, status
+``K:meta``                  hash    video, parameters, chunk count, status, output folder,
+                                    season, when outputs were written and when the rest expires
+``K:plan``                  string  the run's chunks (JSON), for ``facepipe resume``
+``K:sent``                  string  how many chunks (in seq order) the dispatcher handed to the broker
+``K:dispatcher``            string  the dispatcher's lease, "HOST MACHINE PID TOKEN", renewed every
+                                    few seconds (:data:`LEASE_S` to live): a run whose lease is
+                                    gone has no dispatcher
 ``K:chunk:SEQ``             string  a chunk's result (JSON), waiting for the writer
 ``K:embedded``              set     chunk seqs whose result is stored (progress)
 ``K:next``                  string  next chunk seq to apply: the writer's fencing token
@@ -25,6 +31,11 @@ Layout (``K = PREFIX:run:RUN_ID``):
 ``K:fault:STAGE:SEQ``       string  test hook only: marks a fault injection as done
 ==========================  ======  ===========================================================
 
+**Retention.** Once a run's outputs are written (:meth:`RunStore.retain`), every key but the
+small record (:data:`KEPT`: meta, next, stats, failed; about 2 KB) gets a time to live of
+``--keep-hours``; ``PREFIX:runs`` keeps the id. A late duplicate message then finds ``K:next``
+past its chunk and does nothing. ``facepipe delete`` removes the record too.
+
 The writer decides *what* a chunk changes (a :class:`~facepipe.clustering.decide.Commit`);
 this module decides where it goes (:meth:`RunStore.queue_commit`), so no other module spells
 a key.
@@ -33,31 +44,106 @@ a key.
 from __future__ import annotations
 
 import functools
+import os
 import re
+import secrets
+import socket
 import time
+from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import orjson
 import redis
+from redis.backoff import EqualJitterBackoff
+from redis.retry import Retry
 
 from facepipe.clustering.identity import IdentityTable
 from facepipe.errors import FacepipeError
-from facepipe.records import DIM, ChunkRecord, Counters, FaceLine, RunParams, TrackStateRecord
+from facepipe.records import DIM, Chunk, ChunkRecord, Counters, FaceLine, RunParams, TrackStateRecord
 
 if TYPE_CHECKING:
     from facepipe.clustering.decide import Commit
+
+#: what stays of a finished run after its retention time: a small record (see "Retention")
+KEPT = ("meta", "next", "stats", "failed")
+#: the dispatcher's lease: seconds it lives unless renewed, and how often it is renewed
+LEASE_S = 20.0
+RENEW_S = 5.0
+#: the longest pause between two tries to reach a broker that went away
+RETRY_CAP_S = 5.0
+
 
 class UnknownRun(FacepipeError):
     """The run a message or command names has no record under that prefix."""
 
 
-def connect(url: str, timeout: float = 5.0) -> redis.Redis:
-    """A redis-py client for a Celery-style broker URL (``redis://``, ``rediss://``, ``redis+socket://``)."""
+class BrokerDown(FacepipeError):
+    """The broker cannot be reached (restarting, network gone)."""
+
+
+class BrokerFull(FacepipeError):
+    """The broker refuses writes: it reached its ``maxmemory`` (with ``noeviction``)."""
+
+
+#: what a broker outage looks like from redis-py (Celery's own errors are turned into
+#: :class:`BrokerDown` by :mod:`facepipe.distributed.bridge`)
+DOWN_ERRORS = (redis.ConnectionError, redis.TimeoutError, BrokerDown, ConnectionError, TimeoutError)
+
+
+def is_full(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what caused it) is Redis refusing a write for want of memory."""
+    seen = 0
+    while exc is not None and seen < 8:
+        if isinstance(exc, (BrokerFull, redis.exceptions.OutOfMemoryError)) or str(exc).startswith("OOM "):
+            return True
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1  # type: ignore[assignment]
+    return False
+
+
+def full_message(url: str, client: redis.Redis | None = None) -> str:
+    """The one line that says the broker is full, how full, and what to do about it."""
+    used = ""
+    if client is not None:
+        try:
+            memory = broker_memory(client)
+            if memory.limit:
+                used = f" ({memory.used / 1e6:.0f} MB used of maxmemory {memory.limit / 1e6:.0f} MB)"
+        except (redis.RedisError, OSError):
+            pass
+    return (
+        f"the broker {redact(url)} is full{used} and refuses writes (noeviction): free memory with "
+        "'facepipe runs' and 'facepipe delete RUN_ID', keep finished runs for less (--keep-hours), or raise "
+        "Redis's maxmemory (REDIS_MAXMEMORY in compose/.env); then 'facepipe resume RUN_ID' finishes a run"
+    )
+
+
+def connect(
+    url: str, timeout: float = 5.0, ride_out: bool = False, tls_ca_certs: Path | str | None = None
+) -> redis.Redis:
+    """A redis-py client for a Celery-style broker URL (``redis://``, ``rediss://``, ``redis+socket://``).
+
+    ``ride_out``: every command waits for a broker that went away (a restart, a network cut)
+    until it is back, retrying with back-off capped at :data:`RETRY_CAP_S`, instead of failing
+    (what workers need: their chunk is done once the broker takes it). Otherwise a command
+    fails after redis-py's few quick retries and the caller decides (the dispatcher shows that
+    it waits, and for how long it may).
+
+    ``rediss://`` verifies the server's certificate against ``tls_ca_certs`` (a CA bundle,
+    ``FACEPIPE_TLS_CA_CERTS``), or the system's CAs.
+    """
     if url.startswith("redis+socket://"):
         url = "unix://" + url.removeprefix("redis+socket://")
+    options: dict[str, Any] = {"socket_timeout": timeout, "socket_connect_timeout": timeout}
+    if ride_out:
+        options["retry"] = Retry(EqualJitterBackoff(cap=RETRY_CAP_S, base=0.25), retries=-1)
+    if url.startswith("rediss://"):
+        options["ssl_cert_reqs"] = "required"
+        if tls_ca_certs:
+            options["ssl_ca_certs"] = str(tls_ca_certs)
     try:
-        return redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
+        return redis.Redis.from_url(url, **options)
     except ValueError as exc:
         raise FacepipeError(f"bad broker URL {redact(url)!r}: {exc} (use redis://HOST:PORT/DB)") from None
 
@@ -83,10 +169,146 @@ def ping(client: redis.Redis, url: str) -> None:
             ) from None
         raise FacepipeError(f"broker {shown} needs a password (use redis://:PASSWORD@HOST:PORT/0)") from None
     except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
-        raise FacepipeError(
-            f"cannot reach broker {shown}: {exc} "
-            "(is Redis running there? omit --broker to use the embedded one)"
-        ) from None
+        hint = "is Redis running there? omit --broker to use the embedded one"
+        if url.startswith("rediss://") and ("SSL" in str(exc) or "certificate" in str(exc)):
+            hint = "is FACEPIPE_TLS_CA_CERTS (--tls-ca-certs) the CA that signed the server's certificate?"
+        elif url.startswith("redis://") and "Connection reset" in str(exc):
+            hint = "does the server speak TLS? then use rediss://"
+        raise FacepipeError(f"cannot reach broker {shown}: {exc} ({hint})") from None
+
+
+@dataclass(frozen=True)
+class BrokerMemory:
+    """``INFO``'s view of the broker's memory; ``limit`` 0 means no ``maxmemory``."""
+
+    used: int
+    limit: int
+    policy: str
+    #: how many writes the server has refused for want of memory since it started
+    refused: int
+
+    def headroom(self) -> int | None:
+        return None if not self.limit else self.limit - self.used
+
+
+def broker_memory(client: redis.Redis) -> BrokerMemory:
+    """Read-only (works on a full broker too)."""
+    info = client.info("memory")
+    try:
+        errors = client.info("errorstats")
+    except redis.ResponseError:  # a server without INFO errorstats (before Redis 6.2)
+        errors = {}
+    refused = errors.get("errorstat_OOM", {})
+    return BrokerMemory(
+        used=int(info.get("used_memory", 0)),
+        limit=int(info.get("maxmemory", 0)),
+        policy=str(info.get("maxmemory_policy", "")),
+        refused=int(refused.get("count", 0)) if isinstance(refused, dict) else 0,
+    )
+
+
+def this_machine() -> str:
+    """This host's name and kernel boot, so that a lease can tell a dead local dispatcher."""
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()[:8]
+    except OSError:
+        boot = "-"
+    return f"{socket.gethostname()} {boot}"
+
+
+@dataclass(frozen=True)
+class Holder:
+    """Who holds a run's dispatcher lease."""
+
+    host: str
+    machine: str
+    pid: int
+
+    @classmethod
+    def parse(cls, raw: bytes | str | None) -> Holder | None:
+        if raw is None:
+            return None
+        parts = (raw.decode(errors="replace") if isinstance(raw, bytes) else raw).split()
+        if len(parts) < 4 or not parts[2].isdigit():
+            return Holder("?", "?", 0)
+        return cls(parts[0], f"{parts[0]} {parts[1]}", int(parts[2]))
+
+    def gone(self) -> bool:
+        """True when the holder was a process of this machine that no longer exists (a killed
+        dispatcher, seen from the same host before its lease runs out)."""
+        if self.machine != this_machine():
+            return False
+        try:
+            os.kill(self.pid, 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            return False
+        return False
+
+    def __str__(self) -> str:
+        return f"{self.host} pid {self.pid}"
+
+
+class TakenOver(FacepipeError):
+    """Another dispatcher holds the run's lease."""
+
+
+class Lease:
+    """The dispatcher's claim on a run, through redis-py's :class:`~redis.lock.Lock` (``K:dispatcher``):
+    at most one dispatcher follows a run, and ``facepipe runs`` tells a run whose dispatcher is
+    gone (its lease expired, or its process is gone from this machine) from one being followed."""
+
+    def __init__(self, store: RunStore) -> None:
+        self.store = store
+        self.lock = store.r.lock(store.key("dispatcher"), timeout=LEASE_S, thread_local=False)
+        self.token = f"{this_machine()} {os.getpid()} {secrets.token_hex(4)}"
+
+    def take(self) -> None:
+        """Claim the run; a lease of a dispatcher that is gone from this machine is taken over."""
+        if self.lock.acquire(blocking=False, token=self.token):
+            return
+        raw = self.store.r.get(self.lock.name)
+        holder = Holder.parse(raw)
+        if holder is not None and holder.gone():
+            with self.store.r.pipeline() as pipe:  # delete exactly that lease, then claim it
+                try:
+                    pipe.watch(self.lock.name)
+                    if pipe.get(self.lock.name) == raw:
+                        pipe.multi()
+                        pipe.delete(self.lock.name)
+                        pipe.execute()
+                except redis.WatchError:
+                    pass
+            if self.lock.acquire(blocking=False, token=self.token):
+                return
+            holder = Holder.parse(self.store.r.get(self.lock.name))
+        if holder is None and self.lock.acquire(blocking=False, token=self.token):  # it expired meanwhile
+            return
+        raise TakenOver(
+            f"run {self.store.run_id} is followed by another dispatcher ({holder}); "
+            f"wait for it, or stop it and run this again"
+        )
+
+    def renew(self) -> None:
+        """Keep the claim for :data:`LEASE_S` more; claim it again if it lapsed (an outage
+        longer than the lease), unless another dispatcher took it meanwhile."""
+        try:
+            self.lock.reacquire()
+        except redis.exceptions.LockError:
+            self.take()
+
+    def release(self) -> None:
+        try:
+            self.lock.release()
+        except (redis.exceptions.LockError, *DOWN_ERRORS):
+            pass
+
+
+def holder_of(store: RunStore) -> Holder | None:
+    """Who follows the run now (None: nobody, or a process of this machine that is gone)."""
+    holder = Holder.parse(store.r.get(store.key("dispatcher")))
+    return None if holder is None or holder.gone() else holder
 
 
 class RunStore:
@@ -117,8 +339,9 @@ class RunStore:
     def exists(self) -> bool:
         return bool(self.r.exists(self.key("meta")))
 
-    def create(self, meta: dict[str, Any]) -> None:
-        """Record a new run; refuses to reuse an existing run id.
+    def create(self, meta: dict[str, Any], chunks: list[Chunk] | None = None) -> None:
+        """Record a new run (with its planned ``chunks``, for ``facepipe resume``); refuses to
+        reuse an existing run id.
 
         ``meta["params"]`` is the run's :class:`RunParams`, which workers read back with
         :meth:`params`.
@@ -130,6 +353,8 @@ class RunStore:
         with self.r.pipeline() as pipe:
             pipe.hset(self.key("meta"), mapping=fields)
             pipe.set(self.key("next"), 0)
+            if chunks is not None:
+                pipe.set(self.key("plan"), orjson.dumps([c.model_dump(exclude_none=True) for c in chunks]))
             pipe.zadd(f"{self.prefix}:runs", {self.run_id: time.time()})
             pipe.execute()
 
@@ -146,6 +371,51 @@ class RunStore:
         if raw is None:
             raise UnknownRun(f"run {self.run_id} does not exist under prefix {self.prefix}")
         return _parse_params(raw)
+
+    # -- what the dispatcher planned and sent (``facepipe resume``) -----------------------
+    def plan(self) -> list[Chunk]:
+        """The chunks the run was planned into (empty for a run recorded without its plan)."""
+        raw = self.r.get(self.key("plan"))
+        return [] if raw is None else [Chunk.model_validate(c) for c in orjson.loads(raw)]
+
+    def mark_sent(self, count: int) -> None:
+        """The first ``count`` chunks (in seq order) are with the broker."""
+        self.r.set(self.key("sent"), count)
+
+    def sent(self) -> int:
+        return int(self.r.get(self.key("sent")) or 0)
+
+    def stored(self) -> set[int]:
+        """Seqs of the chunks whose result is stored (applied or waiting for the writer)."""
+        return {int(x) for x in self.r.smembers(self.key("embedded"))}
+
+    def is_stored(self, seq: int) -> bool:
+        return bool(self.r.sismember(self.key("embedded"), seq))
+
+    # -- retention -------------------------------------------------------------------
+    def retain(self, keep_s: float, **record: Any) -> float | None:
+        """The outputs are written: every key but the small record (:data:`KEPT`) expires in
+        ``keep_s`` seconds (0: kept until ``facepipe delete``). ``record`` goes into the meta
+        (where the outputs are, ...). Returns when the keys expire (epoch seconds), or None."""
+        kept = {self.key(name).encode() for name in KEPT}
+        expires = time.time() + keep_s if keep_s > 0 else None
+        with self.r.pipeline(transaction=False) as pipe:
+            if expires is not None:
+                ms = max(1, int(keep_s * 1000))
+                for key in self.r.scan_iter(match=f"{self.base}:*", count=1000):
+                    if key not in kept:
+                        pipe.pexpire(key, ms)
+            pipe.hset(
+                self.key("meta"),
+                mapping={k: orjson.dumps(v) for k, v in {**record, "expires": expires}.items()},
+            )
+            pipe.execute()
+        return expires
+
+    def expired(self) -> bool:
+        """Whether the run's faces are gone after its retention time (only the record is left)."""
+        expires = self.meta().get("expires")
+        return expires is not None and time.time() >= float(expires)
 
     # -- chunk results waiting for the writer ------------------------------------------
     def put_chunk(self, record: ChunkRecord) -> bool:
@@ -303,6 +573,41 @@ class RunStore:
 
 def list_runs(client: redis.Redis, prefix: str) -> list[str]:
     return [x.decode() for x in client.zrange(f"{prefix}:runs", 0, -1)]
+
+
+@dataclass
+class RunSize:
+    """How much of the broker's memory a run's keys take (``MEMORY USAGE``, sampled)."""
+
+    keys: int = 0
+    bytes: int = 0
+
+
+def run_sizes(client: redis.Redis, prefix: str, batch: int = 500) -> dict[str, RunSize]:
+    """Every run's keys and bytes under ``prefix``, from one scan of ``PREFIX:run:*``."""
+    sizes: dict[str, RunSize] = {}
+    start = len(f"{prefix}:run:")
+
+    def measure(keys: list[bytes]) -> None:
+        with client.pipeline(transaction=False) as pipe:
+            for key in keys:
+                pipe.memory_usage(key)
+            used = pipe.execute()
+        for key, size in zip(keys, used, strict=True):
+            run_id = key[start:].split(b":", 1)[0].decode(errors="replace")
+            entry = sizes.setdefault(run_id, RunSize())
+            entry.keys += 1
+            entry.bytes += int(size or 0)
+
+    keys: list[bytes] = []
+    for key in client.scan_iter(match=f"{prefix}:run:*", count=1000):
+        keys.append(key)
+        if len(keys) >= batch:
+            measure(keys)
+            keys = []
+    if keys:
+        measure(keys)
+    return sizes
 
 
 @functools.lru_cache(maxsize=64)
