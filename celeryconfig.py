@@ -6,6 +6,7 @@ routes come from :mod:`facepipe.distributed.stages`; the rest are the guarantees
 on and should not be changed.
 """
 
+from facepipe.distributed.bridge import tls_options
 from facepipe.distributed.stages import DETECT, ROUTES
 from facepipe.settings import load_worker_settings
 
@@ -14,13 +15,7 @@ _settings = load_worker_settings()
 broker_url = _settings.broker_url or "redis://localhost:6379/0"
 # TLS: a rediss:// broker verifies the server's certificate, against the system CAs or
 # the bundle in FACEPIPE_TLS_CA_CERTS.
-if broker_url.startswith("rediss://"):
-    import ssl
-
-    broker_use_ssl = {
-        "ssl_cert_reqs": ssl.CERT_REQUIRED,
-        "ssl_ca_certs": str(_settings.tls_ca_certs) if _settings.tls_ca_certs else None,
-    }
+broker_use_ssl = tls_options(broker_url, _settings.tls_ca_certs)
 
 # Results travel through facepipe's own Redis keys, not Celery's result backend.
 result_backend = _settings.result_backend
@@ -52,8 +47,35 @@ broker_transport_options = {
     # in the order given, instead of kombu's default round robin: the embedded default's embed
     # workers help with detection only when there is nothing to embed.
     "queue_order_strategy": "priority",
+    # A broker that vanished without closing the connection (a host or network gone) is noticed
+    # within this many seconds (kombu's default is 25).
+    "health_check_interval": 10,
+    "socket_keepalive": True,
 }
+
+# Broker outages (a Redis restart, a network cut), set deliberately: a worker waits for its
+# broker for as long as it takes, and loses no work meanwhile.
+# * A worker started before its broker, or that loses it, reconnects (every 2, 4 ... 30 s)
+#   without limit: Celery's default gives up after 100 tries (about 50 minutes) and exits.
 broker_connection_retry_on_startup = True
+broker_connection_retry = True
+broker_connection_max_retries = None
+broker_connection_timeout = 10
+# * A chunk running when the connection drops is finished, not cancelled: its writes to the
+#   run store wait for the broker (facepipe.distributed.store.connect, ride_out), and its late
+#   ack then reaches the reconnected broker. Cancelling (Celery 6's default) would throw the
+#   work away and leave the message to be redelivered after the visibility timeout (15 min).
+worker_cancel_long_running_tasks_on_connection_loss = False
+# * A worker handing a chunk to the next stage waits for the broker too (Celery's default
+#   gives up after 3 tries in under a second, which would fail the chunk). The dispatcher
+#   passes a short policy of its own and shows that it waits (facepipe.distributed.bridge).
+task_publish_retry = True
+task_publish_retry_policy = {
+    "max_retries": None,
+    "interval_start": 0.25,
+    "interval_step": 0.5,
+    "interval_max": 5,
+}
 
 # Events for Flower (FACEPIPE_TASK_EVENTS=0 turns them off; the embedded default does).
 worker_send_task_events = _settings.task_events

@@ -7,16 +7,22 @@ Around each stage's own work (``tasks/detect.py``, ``embed.py``, ``write.py``) t
    worker (Celery's ``pydantic=True`` would fail the task instead, so we validate here);
 2. **opens the run**: its store and its :class:`~facepipe.records.RunParams`, read
    from Redis (a message never decides how a run is processed);
-3. **skips** a chunk the writer has already applied (a redelivery or a duplicate; the
-   writer's own nudges always run, as applying is idempotent and a retried nudge must
-   reach the chunk that failed);
+3. **skips** a chunk the writer has already applied, or whose result is already stored (a
+   redelivery, a duplicate, a chunk ``facepipe resume`` sent again; the writer is nudged
+   anyway); the writer's own nudges always run, as applying is idempotent and a retried
+   nudge must reach the chunk that failed;
 4. runs the stage, which receives ``(run, message)`` typed;
 5. on failure **retries** with Celery's exponential back-off (1, 2, 4 ... 30 s), at most
    the run's ``--task-retries`` times, then **gives up**: the chunk is recorded as lost
    so the writer moves past it (:meth:`StageTask.give_up`; the writer's own variant in
    ``tasks/write.py``);
 6. stops the **worker** instead when its model cannot be loaded: the message goes back
-   to the queue for a healthy worker, and the log says why in one line.
+   to the queue for a healthy worker, and the log says why in one line;
+7. rides out a **broker outage**: the run store's client retries every command until the
+   broker is back (:func:`facepipe.distributed.store.connect` with ``ride_out``), so an outage
+   delays a chunk and never fails it; a **full broker** (its ``maxmemory`` reached, with
+   ``noeviction``) drops the chunk with one log line instead of retrying into it: nothing can be
+   recorded there, and ``facepipe resume`` sends the chunk again once memory is freed.
 """
 
 from __future__ import annotations
@@ -34,7 +40,7 @@ from pydantic import ValidationError
 
 from facepipe.distributed.messages import TaskMessage, WriteMessage
 from facepipe.distributed.stages import WRITE, Stage
-from facepipe.distributed.store import RunStore, UnknownRun, connect
+from facepipe.distributed.store import RunStore, UnknownRun, connect, is_full, redact
 from facepipe.errors import ModelLoadError
 from facepipe.inference.detector import FaceDetector
 from facepipe.inference.embedder import FaceEmbedder
@@ -45,7 +51,13 @@ from facepipe.settings import WorkerSettings, load_worker_settings
 log = logging.getLogger("facepipe.tasks")
 
 #: what a task returns when it did no work (the fault-injection hook skips these)
-REJECTED, ALREADY_APPLIED, LOST = "rejected", "already applied", "lost"
+REJECTED, ALREADY_APPLIED, ALREADY_STORED, LOST, BROKER_FULL = (
+    "rejected",
+    "already applied",
+    "already stored",
+    "lost",
+    "broker full",
+)
 
 
 @dataclass(frozen=True)
@@ -63,7 +75,8 @@ def worker_settings() -> WorkerSettings:
 
 @functools.lru_cache(maxsize=4)
 def _client(url: str) -> redis.Redis:
-    return connect(url, timeout=30)
+    """The run store's client: every command waits out a broker outage."""
+    return connect(url, timeout=30, ride_out=True, tls_ca_certs=worker_settings().tls_ca_certs)
 
 
 @functools.lru_cache(maxsize=4)
@@ -123,6 +136,12 @@ class StageTask(Task):
             return f"{REJECTED}: {_reason(exc)}"
         if self.skip_applied and message.seq < run.store.next_seq():
             return ALREADY_APPLIED
+        if self.skip_applied and run.store.is_stored(message.seq):
+            # whoever stored it nudged the writer; one more nudge is cheap, and a resumed run's
+            # last nudge may have been lost
+            nudge = WriteMessage(run_id=message.run_id, prefix=message.prefix, chunk=message.chunk)
+            self.hand_on(WRITE, nudge)
+            return ALREADY_STORED
         try:
             # The tracer has pushed this delivery's request already (Task.__call__ would
             # push a second, emptier one), so call the stage's function directly.
@@ -130,6 +149,16 @@ class StageTask(Task):
         except ModelLoadError as exc:
             self._stop_worker(exc)
         except Exception as exc:  # noqa: BLE001 - any other failure: retried, then given up
+            if is_full(exc):
+                log.error(
+                    "run %s chunk %d dropped: the broker %s is full (maxmemory, noeviction); free memory "
+                    "('facepipe runs', 'facepipe delete RUN_ID'), then 'facepipe resume %s' sends it again",
+                    run.store.run_id,
+                    message.seq,
+                    redact(self.app.conf.broker_url),
+                    run.store.run_id,
+                )
+                return BROKER_FULL
             retries = self.request.retries
             if retries < run.params.task_retries:
                 log.warning("run %s chunk %d: %s; retry %d", run.store.run_id, message.seq, exc, retries + 1)

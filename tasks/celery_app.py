@@ -9,8 +9,10 @@ test-only fault injection hooks in only when ``FACEPIPE_FAULT_INJECT`` is set.
 from __future__ import annotations
 
 import logging
+import warnings
 
-from celery.signals import worker_init, worker_process_init
+from celery.exceptions import CPendingDeprecationWarning
+from celery.signals import celeryd_after_setup, worker_init, worker_process_init
 
 from facepipe.distributed.bridge import make_app
 from facepipe.errors import FacepipeError
@@ -25,6 +27,14 @@ if _settings.fault_inject:
     from tasks.faults import install_fault_injection
 
     install_fault_injection(_settings.fault_inject)
+
+
+@celeryd_after_setup.connect
+def _quiet_reconnections(**_: object) -> None:
+    """celeryconfig.py keeps running chunks on a lost connection deliberately (and says why);
+    Celery warns about that choice on every reconnection. Filtered here, after Celery's logging
+    set-up has turned its own warnings on."""
+    warnings.filterwarnings("ignore", r"\s*In Celery 5\.1 we introduced", CPendingDeprecationWarning)
 
 
 @worker_init.connect

@@ -46,8 +46,9 @@ def detect(self: StageTask, run: RunContext, message: DetectMessage) -> str:
         pixels=pixels,
         hwaccel=settings.hwaccel or None,
     )
-    run.store.keep_thumbnails(thumbnails)
-    run.store.note_runtime("detect", model.runtime.describe())
+    if message.seq >= run.store.next_seq():  # a late duplicate would recreate an expired run's keys
+        run.store.keep_thumbnails(thumbnails)
+        run.store.note_runtime("detect", model.runtime.describe())
     if not fused:
         embed_message = EmbedMessage(
             run_id=message.run_id, prefix=message.prefix, chunk=message.chunk, record=record
@@ -56,7 +57,7 @@ def detect(self: StageTask, run: RunContext, message: DetectMessage) -> str:
         return f"{len(record.faces)} faces in {record.frames_sampled} frames"
     rec = embedder(params.rec_model, params.backend, params.precision)
     record = embed_record(record, rec, keep_crops=params.save_images, pixels=pixels)
-    run.store.note_runtime("embed", rec.runtime.describe())
-    run.store.put_chunk(record)
+    if run.store.put_chunk(record):  # (False: a late duplicate of an applied chunk)
+        run.store.note_runtime("embed", rec.runtime.describe())
     self.hand_on(WRITE, WriteMessage(run_id=message.run_id, prefix=message.prefix, chunk=message.chunk))
     return f"{len(record.faces)} faces in {record.frames_sampled} frames, embedded here"

@@ -29,12 +29,12 @@ def install_fault_injection(spec: str) -> None:
     def kill_after_work(
         sender: Any = None, args: Any = None, retval: Any = None, state: str = "", **_: Any
     ) -> None:
-        from tasks.base import ALREADY_APPLIED, LOST, REJECTED, _client
+        from tasks.base import ALREADY_APPLIED, ALREADY_STORED, BROKER_FULL, LOST, REJECTED, _client
 
         if (
             state != "SUCCESS"
             or not isinstance(retval, str)
-            or retval.startswith((REJECTED, ALREADY_APPLIED, LOST))
+            or retval.startswith((REJECTED, ALREADY_APPLIED, ALREADY_STORED, LOST, BROKER_FULL))
         ):
             return
         message = args[0] if args else {}

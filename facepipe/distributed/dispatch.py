@@ -4,28 +4,64 @@ This module knows nothing of Celery: it is handed a ``send(stage, message)`` fun
 (:data:`facepipe.distributed.stages.Send`).
 Following works the same for the embedded default and for remote workers, because all
 progress lives in the run's Redis keys.
+
+The dispatcher is not a single point of failure:
+
+* **a broker outage** (a Redis restart, a network cut) is ridden out: every call to the
+  broker is retried with back-off (:class:`BrokerPatience`) for as long as ``--stall-timeout``
+  allows since the last progress, and the progress bar says that it waits for the broker;
+* **a dispatcher that dies** (killed, a laptop closed) leaves its run resumable: the run's plan
+  and how many chunks were sent are in Redis, a lease (:class:`~facepipe.distributed.store.Lease`)
+  tells ``facepipe runs`` that nobody follows it any more, and :func:`pending_chunks` is what
+  ``facepipe resume`` sends again;
+* **a full broker** (``maxmemory`` with ``noeviction``) is refused before a run starts when the
+  run would not fit (:func:`check_room`), and stops the dispatcher with one line naming the
+  remedy when workers meet it mid-run.
 """
 
 from __future__ import annotations
 
 import itertools
 import secrets
+import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
+from typing import Any, TypeVar
 
+import redis
 from tqdm import tqdm
 
-from facepipe.distributed.messages import DetectMessage
-from facepipe.distributed.stages import DETECT, Send
-from facepipe.distributed.store import RunStore
+from facepipe.distributed.messages import DetectMessage, WriteMessage
+from facepipe.distributed.stages import DETECT, WRITE, Send
+from facepipe.distributed.store import (
+    DOWN_ERRORS,
+    RENEW_S,
+    RETRY_CAP_S,
+    BrokerDown,
+    BrokerFull,
+    Lease,
+    RunStore,
+    broker_memory,
+    full_message,
+    is_full,
+    redact,
+)
 from facepipe.errors import FacepipeError
 from facepipe.media.plan import Plan, plan
 from facepipe.media.readers import chunk_reader, encode_frame
 from facepipe.records import Chunk, RunParams, ShippedFrame, VideoInfo
 from facepipe.settings import Settings
+
+T = TypeVar("T")
+
+#: Redis memory a run takes per sampled frame while it is in flight and until it expires:
+#: the kept thumbnails, face lines and embeddings, identities, chunk results waiting for the
+#: writer and the queued messages. Measured on the shared clips (compose/README.md, "How much
+#: memory Redis needs"); used to refuse a run that cannot fit before it starts.
+BYTES_PER_SAMPLED_FRAME = 12_000
 
 
 def new_run_id() -> str:
@@ -41,13 +77,22 @@ class PlannedRun:
     info: VideoInfo
     chunks: list[Chunk]
     params: RunParams
+    #: the chunks still to send (all of them for a new run; what is missing for a resumed one)
+    to_send: list[Chunk] = field(default_factory=list)
+    #: the dispatcher's claim on the run while it follows it (with a broker)
+    lease: Lease | None = None
 
 
 def create_run(
-    store: RunStore, info: VideoInfo, settings: Settings, planned: Plan | None = None
+    store: RunStore,
+    info: VideoInfo,
+    settings: Settings,
+    planned: Plan | None = None,
+    **record: Any,
 ) -> PlannedRun:
     """Record the run (its :class:`RunParams`, built once here) with its chunks. ``planned`` is
-    the video's chunk plan for ``--decoder`` (made here when not given)."""
+    the video's chunk plan for ``--decoder`` (made here when not given); ``record`` goes into the
+    run's meta too (its output folder, its season), for ``facepipe resume``."""
     if planned is None:
         planned = plan(info, settings.decoder, settings.frame_step, settings.chunk_size)
     info = replace(info, frame_count=planned.frame_count)
@@ -60,18 +105,140 @@ def create_run(
             "chunks": len(chunks),
             "sampled_frames": sum(len(c.frames(params.frame_step)) for c in chunks),
             "status": "running",
-        }
+            **record,
+        },
+        chunks,
     )
-    return PlannedRun(store, info, chunks, params)
+    return PlannedRun(store, info, chunks, params, list(chunks))
 
 
-def send_chunks(runs: Sequence[PlannedRun], send: Send) -> None:
-    """One detect task per chunk, each run in order, the runs interleaved (round robin) so
-    that every run of a season is in flight at once and finishes about together."""
-    for batch in itertools.zip_longest(*(run.chunks for run in runs)):
+def pending_chunks(store: RunStore) -> list[Chunk]:
+    """The chunks of a recorded run that are neither applied nor stored: those never sent, and
+    those whose message was lost (a broker that restarted without its data, or refused a worker's
+    write when full). Sending one again is harmless: whichever copy comes second finds its chunk
+    stored or applied and does nothing."""
+    applied, stored = store.next_seq(), store.stored()
+    return [chunk for chunk in store.plan() if chunk.seq >= applied and chunk.seq not in stored]
+
+
+def nudge_writer(run: PlannedRun, send: Send) -> None:
+    """Have the writer apply whatever is stored and next in line (a resumed run whose last
+    nudge was lost would otherwise wait for one)."""
+    seq = run.store.next_seq()
+    if seq < len(run.chunks):
+        send(WRITE, WriteMessage(run_id=run.store.run_id, prefix=run.store.prefix, chunk=run.chunks[seq]))
+
+
+def check_room(client: redis.Redis, broker: str, sampled_frames: int) -> str | None:
+    """Refuse (one line, :class:`BrokerFull`) a run that cannot fit in the broker's ``maxmemory``;
+    returns a warning when the broker would evict keys when full (a run could lose data)."""
+    memory = broker_memory(client)
+    needed = sampled_frames * BYTES_PER_SAMPLED_FRAME
+    headroom = memory.headroom()
+    if headroom is not None and needed > headroom:
+        raise BrokerFull(
+            full_message(broker, client).replace(" is full", f" has {max(0, headroom) / 1e6:.0f} MB free", 1)
+            + f" (this run needs about {needed / 1e6:.0f} MB)"
+        )
+    if memory.limit and memory.policy != "noeviction":
+        return (
+            f"the broker {redact(broker)} evicts keys when full (maxmemory-policy {memory.policy}): a run "
+            "could silently lose data; set 'maxmemory-policy noeviction'"
+        )
+    return None
+
+
+class BrokerPatience:
+    """Calls to the broker that wait out an outage: each is retried with back-off (0.25 s
+    doubling to :data:`~facepipe.distributed.store.RETRY_CAP_S`) until it works, or until
+    ``limit_s`` have passed since ``since`` (the last progress; by default the start of the
+    outage), when it raises :class:`~facepipe.distributed.store.BrokerDown` with what to do.
+
+    The user hears about an outage once when it begins and once when it ends (a line on
+    stderr), and the progress bar, when there is one, says that it waits for the broker.
+    """
+
+    def __init__(self, broker: str, limit_s: float, resume_hint: str = "") -> None:
+        self.shown = redact(broker)
+        self.limit_s = limit_s
+        self.resume_hint = resume_hint
+        self.bar: tqdm | None = None
+        self.down_since: float | None = None
+        self.outages = 0
+        self._delay = 0.25
+        self._desc = ""
+
+    def call(self, fn: Callable[[], T], since: float | None = None) -> T:
+        while True:
+            try:
+                result = fn()
+            except DOWN_ERRORS as exc:
+                if is_full(exc):
+                    raise
+                self._wait(exc, since)
+                continue
+            self._back()
+            return result
+
+    def _wait(self, exc: BaseException, since: float | None) -> None:
+        now = time.monotonic()
+        if self.down_since is None:
+            self.down_since, self._delay = now, 0.25
+            self.outages += 1
+            self._say(f"facepipe: lost the broker {self.shown} ({_reason(exc)}); waiting for it")
+            if self.bar is not None:
+                self._desc = self.bar.desc
+        waited = now - self.down_since
+        start = min(self.down_since, since) if since is not None else self.down_since
+        if now - start > self.limit_s:
+            raise BrokerDown(
+                f"the broker {self.shown} has not answered for {waited:.0f} s ({_reason(exc)}), "
+                f"and nothing progressed for {now - start:.0f} s (--stall-timeout {self.limit_s:g}); "
+                f"the run stays in Redis{self.resume_hint}"
+            ) from None
+        if self.bar is not None:
+            self.bar.set_description_str(f"waiting for the broker ({waited:.0f} s)", refresh=True)
+        time.sleep(self._delay)
+        self._delay = min(self._delay * 2, RETRY_CAP_S)
+
+    def _back(self) -> None:
+        if self.down_since is None:
+            return
+        waited = time.monotonic() - self.down_since
+        self.down_since = None
+        if self.bar is not None:
+            self.bar.set_description_str(self._desc, refresh=False)
+        self._say(f"facepipe: the broker {self.shown} is back after {waited:.1f} s; carrying on")
+
+    def _say(self, text: str) -> None:
+        if self.bar is not None:
+            self.bar.write(text, file=sys.stderr)
+        else:
+            print(text, file=sys.stderr, flush=True)
+
+
+def _reason(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+
+
+def send_chunks(runs: Sequence[PlannedRun], send: Send, patience: BrokerPatience | None = None) -> None:
+    """One detect task per chunk still to send, each run in order, the runs interleaved (round
+    robin) so that every run of a season is in flight at once and finishes about together.
+    Each run's ``K:sent`` counts what the broker took, for ``facepipe resume``."""
+    call = patience.call if patience is not None else _now
+    for batch in itertools.zip_longest(*(run.to_send for run in runs)):
         for run, chunk in zip(runs, batch, strict=True):
-            if chunk is not None:
-                send(DETECT, DetectMessage(run_id=run.store.run_id, prefix=run.store.prefix, chunk=chunk))
+            if chunk is None:
+                continue
+            message = DetectMessage(run_id=run.store.run_id, prefix=run.store.prefix, chunk=chunk)
+            call(lambda message=message: send(DETECT, message))
+            call(lambda run=run, chunk=chunk: run.store.mark_sent(chunk.seq + 1))
+    for run in runs:
+        run.to_send = []
+
+
+def _now(fn: Callable[[], T], since: float | None = None) -> T:
+    return fn()
 
 
 def submit(
@@ -92,11 +259,19 @@ class FrameShipper(threading.Thread):
     error from the thread in the caller.
     """
 
-    def __init__(self, run: PlannedRun, settings: Settings, send: Send, max_inflight: int = 16) -> None:
+    def __init__(
+        self,
+        run: PlannedRun,
+        settings: Settings,
+        send: Send,
+        max_inflight: int = 16,
+        patience: BrokerPatience | None = None,
+    ) -> None:
         super().__init__(name=f"frame-shipper-{run.store.run_id}", daemon=True)
-        self.store, self.info, self.chunks = run.store, run.info, run.chunks
+        self.store, self.info, self.chunks = run.store, run.info, run.to_send
         self.settings, self.send = settings, send
         self.max_inflight = max_inflight
+        self.call = patience.call if patience is not None else _now
         self.error: BaseException | None = None
         self.stopping = threading.Event()
 
@@ -109,7 +284,7 @@ class FrameShipper(threading.Thread):
     def _ship(self) -> None:
         limit = self.settings.max_message_mb * 1e6
         for chunk in self.chunks:
-            while chunk.seq - self.store.next_seq() >= self.max_inflight:
+            while chunk.seq - self.call(self.store.next_seq) >= self.max_inflight:
                 if self.stopping.wait(0.1):
                     return
             frames = [
@@ -122,10 +297,11 @@ class FrameShipper(threading.Thread):
                     f"chunk {chunk.seq} would be a {size / 1e6:.1f} MB message, over --max-message-mb "
                     f"{self.settings.max_message_mb:g}; lower --chunk-size or --ship-quality"
                 )
-            self.send(
-                DETECT,
-                DetectMessage(run_id=self.store.run_id, prefix=self.store.prefix, chunk=chunk, frames=frames),
+            message = DetectMessage(
+                run_id=self.store.run_id, prefix=self.store.prefix, chunk=chunk, frames=frames
             )
+            self.call(lambda message=message: self.send(DETECT, message))
+            self.call(lambda chunk=chunk: self.store.mark_sent(chunk.seq + 1))
 
     def check(self) -> None:
         if self.error is not None:
@@ -139,11 +315,18 @@ def follow(
     show_progress: bool = True,
     check_alive: Callable[[], None] | None = None,
     poll_s: float = 0.2,
+    patience: BrokerPatience | None = None,
+    leases: Sequence[Lease] = (),
+    broker: str | None = None,
 ) -> None:
     """Block until every chunk of every run is applied, with one progress bar for them all;
     raise a clear error if the runs stall.
 
     ``check_alive`` (embedded mode) raises if a worker the command started has died.
+    ``patience`` rides out broker outages (counted against ``stall_timeout``); every
+    :data:`~facepipe.distributed.store.RENEW_S` seconds the ``leases`` are renewed and, with
+    ``broker``, the broker is asked whether it has refused writes for want of memory since the
+    runs began (then the runs cannot finish: :class:`~facepipe.distributed.store.BrokerFull`).
     """
     total = sum(len(run.chunks) for run in runs)
     last_state: list[tuple[int, int]] | None = None
@@ -156,10 +339,15 @@ def follow(
         dynamic_ncols=True,
         leave=True,
     )
+    if patience is not None and show_progress:
+        patience.bar = bar
+    call = patience.call if patience is not None else _now
+    client = runs[0].store.r if runs else None
+    refused = call(lambda: broker_memory(client).refused) if broker and client is not None else 0
+    next_renewal = time.monotonic() + RENEW_S
     try:
         while True:
-            state = [run.store.progress() for run in runs]
-            counters = [run.store.counters() for run in runs]
+            state, counters = call(lambda: _poll(runs), since=last_change)
             applied = sum(a for _, a in state)
             done = sum(a >= len(run.chunks) for (_, a), run in zip(state, runs, strict=True))
             bar.n = min(sum(max(e, a) for e, a in state), total)
@@ -171,18 +359,45 @@ def follow(
             bar.set_postfix(postfix, refresh=False)
             bar.refresh()
             if done == len(runs):
-                _wait_for_crops(runs)
+                call(lambda: _wait_for_crops(runs))
                 break
             now = time.monotonic()
             if state != last_state:
                 last_state, last_change = state, now
             elif now - last_change > stall_timeout:
                 raise FacepipeError(_stalled(runs, state, stall_timeout))
+            if now >= next_renewal:
+                for lease in leases:
+                    call(lease.renew, since=last_change)
+                if broker and client is not None:
+                    refused = _check_refusals(client, broker, refused, call, last_change)
+                next_renewal = now + RENEW_S
             if check_alive is not None:
                 check_alive()
             time.sleep(poll_s)
+    except redis.ResponseError as exc:
+        if broker and is_full(exc):
+            raise BrokerFull(full_message(broker, client)) from None
+        raise
     finally:
         bar.close()
+        if patience is not None:
+            patience.bar = None
+
+
+def _poll(runs: Sequence[PlannedRun]) -> tuple[list[tuple[int, int]], list]:
+    return [run.store.progress() for run in runs], [run.store.counters() for run in runs]
+
+
+def _check_refusals(
+    client: redis.Redis, broker: str, refused: int, call: Callable[..., Any], since: float
+) -> int:
+    """The broker's count of writes refused for want of memory; an increase means workers lost
+    work to a full broker, so the runs cannot finish until memory is freed."""
+    now = call(lambda: broker_memory(client).refused, since=since)
+    if now > refused:
+        raise BrokerFull(full_message(broker, client))
+    return now  # (a restarted broker counts from zero again)
 
 
 def _wait_for_crops(runs: Sequence[PlannedRun], timeout: float = 30.0) -> None:
@@ -205,5 +420,6 @@ def _stalled(runs: Sequence[PlannedRun], state: list[tuple[int, int]], stall_tim
         f"run {run.store.run_id} stalled: chunk {applied} of {len(run.chunks)} has not "
         f"arrived for {stall_timeout:.0f} s; check that detect, embed and writer "
         f"workers are running ('celery -A tasks inspect active_queues'), then "
-        f"'facepipe status {run.store.run_id}'"
+        f"'facepipe status {run.store.run_id}' (a chunk whose message was lost is sent again by "
+        f"'facepipe resume {run.store.run_id}')"
     )
