@@ -319,7 +319,19 @@ class ModelSettings(RuntimeSettings, ModelFileSettings, BaseSettings):
     )
 
 
-class Settings(DecodingSettings, HandlingSettings, ClusteringSettings, FrameSettings, ModelSettings):
+class BrokerTlsSettings(BaseModel):
+    """How a ``rediss://`` broker's certificate is checked (the dispatcher's and the workers')."""
+
+    tls_ca_certs: Path | None = setting(
+        None,
+        "workers and broker",
+        "CA bundle (PEM) that signed a rediss:// broker's certificate (default: the system's CAs)",
+    )
+
+
+class Settings(
+    DecodingSettings, HandlingSettings, ClusteringSettings, FrameSettings, BrokerTlsSettings, ModelSettings
+):
     """Every knob of a run. Field descriptions double as ``--help`` text, groups as its sections."""
 
     chunk_size: int = setting(
@@ -360,7 +372,19 @@ class Settings(DecodingSettings, HandlingSettings, ClusteringSettings, FrameSett
         gt=0,
     )
     stall_timeout: float = setting(
-        300.0, "workers and broker", "give up when no chunk completes for this many seconds", gt=0
+        300.0,
+        "workers and broker",
+        "give up when no chunk completes for this many seconds (a broker outage included: the "
+        "dispatcher waits for the broker that long)",
+        gt=0,
+    )
+    keep_hours: float = setting(
+        24.0,
+        "workers and broker",
+        "with --broker: hours a finished run's faces, embeddings and thumbnails stay in Redis after "
+        "its outputs are written; then only a small record of the run is left (0 = keep them until "
+        "'facepipe delete')",
+        ge=0,
     )
 
     # Several videos.
@@ -407,7 +431,7 @@ class Settings(DecodingSettings, HandlingSettings, ClusteringSettings, FrameSett
         return WorkerSettings().broker_url
 
 
-class WorkerSettings(ModelSettings):
+class WorkerSettings(BrokerTlsSettings, ModelSettings):
     """Every environment variable a worker process reads, with its one default.
 
     Set them in the worker's environment (compose's ``.env``, a systemd unit, the shell);
@@ -417,9 +441,6 @@ class WorkerSettings(ModelSettings):
     broker_url: str | None = Field(
         None,
         description="broker and run store, redis://[:PASSWORD@]HOST:PORT/DB (default redis://localhost:6379/0)",
-    )
-    tls_ca_certs: Path | None = Field(
-        None, description="CA bundle for a rediss:// broker (default: system CAs)"
     )
     result_backend: str | None = Field(None, description="Celery result backend (unused by facepipe: off)")
     visibility_timeout: int = Field(

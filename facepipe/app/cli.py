@@ -40,6 +40,10 @@ some chunks were lost (their frame ranges are printed); 130 interrupted.
 """
 
 
+#: the flags of every command that talks to a broker
+BROKER_FLAGS = ["broker", "redis_host", "redis_port", "redis_prefix", "tls_ca_certs"]
+
+
 def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
@@ -105,7 +109,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     status = sub.add_parser("status", help="progress of a run on a broker")
     status.add_argument("run_id", nargs="?", help="run id (default: the newest run)")
-    _add_settings_flags(status, ["broker", "redis_host", "redis_port", "redis_prefix"])
+    _add_settings_flags(status, BROKER_FLAGS)
+
+    resume = sub.add_parser(
+        "resume",
+        help="finish a run whose dispatcher is gone: send what is missing, wait, write the outputs",
+        description="Finish runs on a broker whose 'facepipe run' died (killed, a laptop closed, the "
+        "broker gone longer than --stall-timeout): 'facepipe runs' shows them as orphaned. Sends again "
+        "every chunk neither applied nor stored (never sent, or its message lost), follows the run to the "
+        "end and writes its outputs where it recorded them (or --out). An episode of a season is resumed "
+        "with its whole season, series pass included. A finished run gets its outputs written again.",
+    )
+    resume.add_argument("run_ids", nargs="+", metavar="RUN_ID", help="run id(s) (see 'facepipe runs')")
+    _add_settings_flags(resume, [*BROKER_FLAGS, "out", "stall_timeout", "keep_hours", "progress", "debug"])
 
     report = sub.add_parser(
         "report",
@@ -115,7 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
         "rebuilt from Redis into --out, default facepipe-runs/RUN_ID).",
     )
     report.add_argument("target", metavar="RUN_OR_DIR", help="output folder, or run id with --broker")
-    _add_settings_flags(report, ["broker", "redis_host", "redis_port", "redis_prefix", "out"])
+    _add_settings_flags(report, [*BROKER_FLAGS, "out", "keep_hours"])
 
     evaluate = sub.add_parser(
         "eval",
@@ -127,12 +143,18 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("out_dir", help="the run's output folder")
     evaluate.add_argument("labels", help="labels JSON file")
 
-    delete = sub.add_parser("delete", help="remove a run's keys from a broker (only that run's)")
+    delete = sub.add_parser(
+        "delete",
+        help="remove a run's keys from a broker (only that run's; not its output folder or crops)",
+    )
     delete.add_argument("run_id", help="run id (see 'facepipe runs')")
-    _add_settings_flags(delete, ["broker", "redis_host", "redis_port", "redis_prefix"])
+    _add_settings_flags(delete, BROKER_FLAGS)
 
-    runs = sub.add_parser("runs", help="list runs recorded on a broker")
-    _add_settings_flags(runs, ["broker", "redis_host", "redis_port", "redis_prefix"])
+    runs = sub.add_parser(
+        "runs",
+        help="list runs on a broker: state (running, orphaned, done, expired), chunks, faces, size",
+    )
+    _add_settings_flags(runs, BROKER_FLAGS)
     _add_curation_commands(sub)
     return parser
 
@@ -259,6 +281,10 @@ def main(argv: list[str] | None = None) -> int:
             from facepipe.app.runner import run_videos
 
             return run_videos(args.videos, settings)
+        if args.command == "resume":
+            from facepipe.app.resume import resume_runs
+
+            return resume_runs(settings, args.run_ids)
         if args.command == "status":
             from facepipe.app.admin import show_status
 

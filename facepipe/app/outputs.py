@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import orjson
 
 from facepipe.app.banks import write_run_bank
 from facepipe.app.files import write_atomically
@@ -31,6 +32,8 @@ log = logging.getLogger(__name__)
 
 #: exit status of a run that finished but lost some chunks
 EXIT_LOST_CHUNKS = 3
+#: written last: a folder that holds it holds every output of the run
+SUMMARY_FILE = "summary.json"
 
 
 def prepare_out(out: Path | None, run_id: str) -> Path:
@@ -48,21 +51,56 @@ def prepare_out(out: Path | None, run_id: str) -> Path:
     return out
 
 
-def finish_run(store: RunStore, out: Path, elapsed_s: float) -> tuple[Summary, FinalIdentities]:
-    """Write every output of a finished run and mark it done; returns its summary and identities."""
+def finish_run(
+    store: RunStore, out: Path, elapsed_s: float, keep_hours: float | None = None
+) -> tuple[Summary, FinalIdentities]:
+    """Write every output of a finished run and mark it done; returns its summary and identities.
+
+    ``summary.json`` goes last (and an older one first): a folder holding it holds every output
+    of the run, each written whole (:mod:`facepipe.app.files`). A full disk or an unwritable
+    folder is a one-line :class:`FacepipeError` that says how to get the outputs.
+
+    ``keep_hours`` (a broker's run, not the embedded default's): the run's bulky keys expire
+    that long after the outputs are written, and the run's record notes where they are.
+    """
     t0 = time.monotonic()
     params = store.params()
     final = finalise(store, params)
     summary = build_summary(store, elapsed_s, final)
-    write_outputs(out, summary, final)
-    write_run_bank(out / "bank.npz", final, params, store.run_id)
-    if not reapply_edits(out, store.run_id):  # a person's edits of this run, if any, apply again
-        build_report(out, kept=store.thumbnails)  # the thumbnails the detect workers kept: no decoding
-    if params.save_images and params.save_dir and Path(params.save_dir).is_dir():
-        sort_saved_crops(Path(params.save_dir), store.faces(), final)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / SUMMARY_FILE).unlink(missing_ok=True)
+        write_atomically(out / "faces.jsonl", b"".join(line.to_json() + b"\n" for line in final.faces))
+        write_identities_csv(out / IDENTITIES_CSV, summary)
+        write_run_bank(out / "bank.npz", final, params, store.run_id)
+        faces = [orjson.loads(line.to_json()) for line in final.faces]
+        # the thumbnails the detect workers kept: no decoding
+        build_report(out, kept=store.thumbnails, outputs=(summary, faces))
+        if params.save_images and params.save_dir and Path(params.save_dir).is_dir():
+            sort_saved_crops(Path(params.save_dir), store.faces(), final)
+        summary.write(out / SUMMARY_FILE)
+        reapply_edits(out, store.run_id)  # a person's edits of this run, if any, apply again
+    except OSError as exc:
+        from_redis = keep_hours is not None
+        raise FacepipeError(_cannot_write(store.run_id, out, exc, from_redis)) from None
     log.debug("outputs written in %.2f s", time.monotonic() - t0)
     store.set_meta(status="failed-chunks" if summary.failed_chunks else "done")
+    if keep_hours is not None:
+        store.retain(keep_hours * 3600, out=str(out.resolve()), finished=time.time())
     return summary, final
+
+
+def _cannot_write(run_id: str, out: Path, exc: OSError, from_redis: bool) -> str:
+    where = f"{exc.filename}: " if exc.filename else ""
+    then = (
+        f"then 'facepipe report {run_id} --broker URL --out DIR' writes them from Redis"
+        if from_redis
+        else "then run again (an embedded run keeps nothing once it exits)"
+    )
+    return (
+        f"cannot write the outputs of run {run_id} to {out}: {where}{exc.strerror or exc}; no "
+        f"summary.json was written (free space or pass a writable --out, {then})"
+    )
 
 
 def sort_saved_crops(save_dir: Path, faces: list[FaceLine], final: FinalIdentities) -> None:
@@ -164,12 +202,12 @@ def build_summary(store: RunStore, elapsed_s: float, final: FinalIdentities) -> 
 
 
 def write_outputs(out_dir: Path, summary: Summary, final: FinalIdentities) -> None:
-    """``summary.json``, ``faces.jsonl`` (one line per embedded face, in applied order) and
-    ``identities.csv``."""
+    """``faces.jsonl`` (one line per embedded face, in applied order), ``identities.csv``, then
+    ``summary.json``."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    summary.write(out_dir / "summary.json")
     write_atomically(out_dir / "faces.jsonl", b"".join(line.to_json() + b"\n" for line in final.faces))
     write_identities_csv(out_dir / IDENTITIES_CSV, summary)
+    summary.write(out_dir / SUMMARY_FILE)
 
 
 IDENTITIES_CSV = "identities.csv"

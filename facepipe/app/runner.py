@@ -16,8 +16,6 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import redis
-
 from facepipe.app.banks import read_series_bank
 from facepipe.app.episodes import SERIES_DIR, Episode, plan_episodes
 from facepipe.app.outputs import EXIT_LOST_CHUNKS, exit_status, finish_run, format_summary, prepare_out
@@ -26,21 +24,24 @@ from facepipe.app.series_outputs import format_series, write_series
 from facepipe.clustering.series import EpisodeResult, SeriesBank, series_pass, series_thresh
 from facepipe.distributed.bridge import CelerySender
 from facepipe.distributed.dispatch import (
+    BrokerPatience,
     FrameShipper,
     PlannedRun,
+    check_room,
     create_run,
     follow,
     new_run_id,
+    nudge_writer,
     send_chunks,
 )
 from facepipe.distributed.embedded import EmbeddedCluster, ort_threads_per_process, size_workers
 from facepipe.distributed.stages import Send
-from facepipe.distributed.store import RunStore, connect, ping
+from facepipe.distributed.store import Lease, RunStore, connect, ping
 from facepipe.errors import FacepipeError, ModelLoadError
 from facepipe.inference.files import resolve_model
 from facepipe.inference.int8 import int8_model
 from facepipe.inference.runtimes import execution_providers, resolve_runtime
-from facepipe.media.plan import Plan, plan
+from facepipe.media.plan import plan
 from facepipe.media.probe import probe
 from facepipe.records import VideoInfo
 from facepipe.settings import Settings, WorkerSettings, load_worker_settings
@@ -69,7 +70,7 @@ def run_videos(videos: list[str], settings: Settings) -> int:
     if broker is None and settings.redis_port != 6379 and settings.redis_host is None:
         raise FacepipeError("--redis-port needs --redis-host (or pass --broker)")
     if broker is not None:
-        client = connect(broker)
+        client = connect(broker, tls_ca_certs=settings.tls_ca_certs)
         ping(client, broker)
     season_id = new_run_id()
     out = prepare_out(settings.out, season_id)
@@ -93,8 +94,18 @@ def run_videos(videos: list[str], settings: Settings) -> int:
             plan(e.info, settings.decoder, settings.frame_step, settings.chunk_size, cache_dir=cache_dir)
             for e in episodes
         ]
-        runs = _dispatch_and_follow(client, episodes, plans, settings, CelerySender(broker), show)
-        return _finish(runs, episodes, out, prior, time.monotonic() - started)
+        sampled = sum(len(c.frames(settings.frame_step)) for p in plans for c in p.chunks)
+        warning = check_room(client, broker, sampled)  # a run that cannot fit is refused now
+        if warning:
+            print(f"facepipe: WARNING: {warning}", file=sys.stderr)
+        record = _season_record(episodes, out, season_id, settings)
+        runs = [
+            create_run(RunStore(client, settings.redis_prefix, e.run_id), e.info, settings, p, **record(e))
+            for e, p in zip(episodes, plans, strict=True)
+        ]
+        send = CelerySender(broker, tls_ca_certs=settings.tls_ca_certs)
+        follow_runs(runs, settings, send, show, broker=broker)
+        return finish(runs, episodes, out, prior, time.monotonic() - started, settings.keep_hours)
 
     num_det, num_emb = size_workers(settings.num_det, settings.num_emb)
     settings = settings.model_copy(update={"num_det": num_det, "num_emb": num_emb})
@@ -119,18 +130,15 @@ def run_videos(videos: list[str], settings: Settings) -> int:
             ", ".join(sorted({p.decoder for p in plans})),
             time.monotonic() - started,
         )
-        runs = _dispatch_and_follow(
-            connect(cluster.url),
-            episodes,
-            plans,
-            settings,
-            CelerySender(cluster.url),
-            show,
-            cluster.workers.check_alive,
-        )
+        client = connect(cluster.url)
+        runs = [
+            create_run(RunStore(client, settings.redis_prefix, e.run_id), e.info, settings, p)
+            for e, p in zip(episodes, plans, strict=True)
+        ]
+        follow_runs(runs, settings, CelerySender(cluster.url), show, cluster.workers.check_alive)
         log.debug("all chunks applied after %.2f s", time.monotonic() - started)
         cluster.workers.begin_stop(cold=True)  # nothing in flight: let them go while we write outputs
-        status = _finish(runs, episodes, out, prior, time.monotonic() - started)
+        status = finish(runs, episodes, out, prior, time.monotonic() - started)
         cluster.workers.kill()  # whatever of their shutdown is left
         return status
 
@@ -186,54 +194,131 @@ def _embedded_worker_env(settings: Settings) -> dict[str, str]:
     }
 
 
-def _dispatch_and_follow(
-    client: redis.Redis,
-    episodes: list[Episode],
-    plans: list[Plan],
+def _season_record(
+    episodes: list[Episode], out: Path, season_id: str, settings: Settings
+) -> Callable[[Episode], dict[str, object]]:
+    """What each run records besides its parameters, so that ``facepipe resume`` can finish it
+    (and its season) from any host: where its outputs go, how its frames travel, its season."""
+
+    def record(episode: Episode) -> dict[str, object]:
+        fields: dict[str, object] = {"out": str(episode.out.resolve()), "episode": episode.name}
+        if settings.ship_frames:
+            fields["ship_frames"] = {
+                "quality": settings.ship_quality,
+                "max_message_mb": settings.max_message_mb,
+            }
+        if len(episodes) > 1 or settings.bank is not None:
+            fields.update(
+                season=season_id,
+                season_out=str(out.resolve()),
+                episodes=len(episodes),
+                index=episode.index,
+                bank=str(Path(settings.bank).resolve()) if settings.bank else None,
+            )
+        return fields
+
+    return record
+
+
+def follow_runs(
+    runs: list[PlannedRun],
     settings: Settings,
     send: Send,
     show: bool,
     check_workers: Callable[[], None] | None = None,
-) -> list[PlannedRun]:
-    """Record every run, queue their chunks interleaved (or ship their frames from threads),
-    and follow them all to the end."""
-    runs = [
-        create_run(RunStore(client, settings.redis_prefix, episode.run_id), episode.info, settings, planned)
-        for episode, planned in zip(episodes, plans, strict=True)
-    ]
-    shippers = [FrameShipper(run, settings, send) for run in runs] if settings.ship_frames else []
-    if not shippers:
-        send_chunks(runs, send)
+    broker: str | None = None,
+) -> None:
+    """Queue the runs' chunks still to send, interleaved (or ship their frames from threads), and
+    follow them all to the end.
 
-    def check_alive() -> None:
-        if check_workers is not None:
-            check_workers()
-        for shipper in shippers:
-            shipper.check()
-
-    for shipper in shippers:
-        shipper.start()
+    With a ``broker`` (not the embedded default) the command holds each run's lease while it
+    follows it, and rides out broker outages for up to ``--stall-timeout``."""
+    patience = leases = None
+    if broker is not None:
+        ids = " ".join(run.store.run_id for run in runs)
+        patience = BrokerPatience(
+            broker, settings.stall_timeout, f": when the broker is back, 'facepipe resume {ids}' finishes it"
+        )
+        leases = [Lease(run.store) for run in runs]
+        for lease in leases:
+            patience.call(lease.take)
+    shippers = (
+        [FrameShipper(run, settings, send, patience=patience) for run in runs] if settings.ship_frames else []
+    )
     try:
-        follow(runs, stall_timeout=settings.stall_timeout, show_progress=show, check_alive=check_alive)
-    finally:
+        if broker is not None:  # a resumed run whose last nudge was lost would wait for one
+            for run in runs:
+                patience.call(lambda run=run: nudge_writer(run, send))  # type: ignore[union-attr]
+        if not shippers:
+            send_chunks(runs, send, patience)
+
+        def check_alive() -> None:
+            if check_workers is not None:
+                check_workers()
+            for shipper in shippers:
+                shipper.check()
+
         for shipper in shippers:
-            shipper.stopping.set()
-            shipper.join(timeout=10)
-    return runs
+            shipper.start()
+        try:
+            follow(
+                runs,
+                stall_timeout=settings.stall_timeout,
+                show_progress=show,
+                check_alive=check_alive,
+                patience=patience,
+                leases=leases or (),
+                broker=broker,
+            )
+        finally:
+            for shipper in shippers:
+                shipper.stopping.set()
+                shipper.join(timeout=10)
+    except BaseException:
+        for lease in leases or ():  # a run left behind by an error has no dispatcher: resumable now
+            lease.release()
+        raise
+    for run, lease in zip(runs, leases or [None] * len(runs), strict=True):
+        run.lease = lease  # released once its outputs are written
 
 
-def _finish(
-    runs: list[PlannedRun], episodes: list[Episode], out: Path, prior: SeriesBank | None, elapsed_s: float
+def finish(
+    runs: list[PlannedRun],
+    episodes: list[Episode],
+    out: Path,
+    prior: SeriesBank | None,
+    elapsed_s: float,
+    keep_hours: float | None = None,
 ) -> int:
     """Every episode's outputs and summary, then (for a season) the series pass; the exit
     status of the whole command. An episode that cannot be finished does not stop the others:
-    the series is built from what finished and says what is missing (exit 3)."""
+    the series is built from what finished and says what is missing (exit 3). With
+    ``keep_hours`` (a broker's runs) each run's bulky keys expire that long after its outputs
+    are written, and its lease is let go."""
+    try:
+        return _finish(runs, episodes, out, prior, elapsed_s, keep_hours)
+    finally:
+        for run in runs:
+            if run.lease is not None:
+                run.lease.release()
+
+
+def _finish(
+    runs: list[PlannedRun],
+    episodes: list[Episode],
+    out: Path,
+    prior: SeriesBank | None,
+    elapsed_s: float,
+    keep_hours: float | None,
+) -> int:
     results, status = [], 0
     for run, episode in zip(runs, episodes, strict=True):
         params = run.params
         video = {"frame_count": params.frame_count}
         try:
-            summary, final = finish_run(run.store, episode.out, elapsed_s)
+            if run.lease is not None:
+                run.lease.renew()  # a long season's outputs take a while; the run is still followed
+            summary, final = finish_run(run.store, episode.out, elapsed_s, keep_hours)
         except (FacepipeError, OSError, ValueError) as exc:
             if len(episodes) == 1 and prior is None:
                 raise

@@ -51,16 +51,18 @@ def build_report(
     out_dir: Path,
     video_path: str | None = None,
     kept: Callable[[list[str]], dict[str, bytes]] | None = None,
+    outputs: tuple[Summary, list[dict[str, Any]]] | None = None,
 ) -> Path:
     """Write ``out_dir/report.html`` from the run's outputs and return its path.
 
     ``video_path`` overrides the video recorded in ``summary.json`` (e.g. after moving it).
     ``kept`` looks up the face thumbnails the run kept (see
     :mod:`~facepipe.app.report.thumbnails`); the others are cut from the video, and a video that
-    cannot be read gives placeholders.
+    cannot be read gives placeholders. ``outputs`` are the summary and face lines when they are
+    not (yet) in the folder: a run writes ``summary.json`` last.
     """
     out_dir = Path(out_dir)
-    summary, faces = read_outputs(out_dir)
+    summary, faces = outputs if outputs is not None else read_outputs(out_dir)
     identities = group_identities(summary, faces)
     picks = picks_by_identity(identities)
     video = video_path or summary.video or summary.params.get("video")
