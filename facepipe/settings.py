@@ -478,7 +478,8 @@ class WorkerSettings(BrokerTlsSettings, ModelSettings):
     )
     fault_inject: str = Field(
         "",
-        description="TEST HOOK: 'stage:seq,...' SIGKILLs the worker after that chunk's work, before its ack",
+        description="TEST HOOK: 'stage:seq,...' SIGKILLs the worker after that chunk's work, before its ack; "
+        "'dispatch:N' SIGKILLs the dispatcher after it sent N chunks",
     )
 
     def preloaded(self) -> set[str]:

@@ -40,7 +40,16 @@ from pydantic import ValidationError
 
 from facepipe.distributed.messages import TaskMessage, WriteMessage
 from facepipe.distributed.stages import WRITE, Stage
-from facepipe.distributed.store import RunStore, UnknownRun, connect, is_full, redact
+from facepipe.distributed.store import (
+    RESERVE_SHARE,
+    BrokerMemory,
+    RoomGuard,
+    RunStore,
+    UnknownRun,
+    connect,
+    is_full,
+    redact,
+)
 from facepipe.errors import ModelLoadError
 from facepipe.inference.detector import FaceDetector
 from facepipe.inference.embedder import FaceEmbedder
@@ -77,6 +86,11 @@ def worker_settings() -> WorkerSettings:
 def _client(url: str) -> redis.Redis:
     """The run store's client: every command waits out a broker outage."""
     return connect(url, timeout=30, ride_out=True, tls_ca_certs=worker_settings().tls_ca_certs)
+
+
+@functools.lru_cache(maxsize=4)
+def _room(url: str) -> RoomGuard:
+    return RoomGuard(_client(url))
 
 
 @functools.lru_cache(maxsize=4)
@@ -119,6 +133,9 @@ class StageTask(Task):
     typing = False
     #: drop the message when the writer is already past its chunk (a redelivery, a duplicate)
     skip_applied: ClassVar[bool] = True
+    #: wait while the broker is full before adding a chunk's data (the writer does not: applying a
+    #: stored chunk adds about what it frees, and lets runs finish)
+    waits_for_room: ClassVar[bool] = True
     #: retry policy: exponential back-off in seconds, capped; the count is the run's
     retry_backoff = 1
     retry_backoff_max = 30
@@ -142,6 +159,8 @@ class StageTask(Task):
             nudge = WriteMessage(run_id=message.run_id, prefix=message.prefix, chunk=message.chunk)
             self.hand_on(WRITE, nudge)
             return ALREADY_STORED
+        if self.waits_for_room:
+            _room(self.app.conf.broker_url).wait(lambda memory: self._say_full(run, memory))
         try:
             # The tracer has pushed this delivery's request already (Task.__call__ would
             # push a second, emptier one), so call the stage's function directly.
@@ -172,6 +191,17 @@ class StageTask(Task):
             self.give_up(run, message, f"{type(exc).__name__}: {exc}")
             return LOST
         raise AssertionError("unreachable")
+
+    def _say_full(self, run: RunContext, memory: BrokerMemory) -> None:
+        log.error(
+            "the broker %s is full (%d MB used of maxmemory %d MB; facepipe leaves the last %d%% to the "
+            "queues): run %s waits until memory is freed ('facepipe runs', 'facepipe delete RUN_ID')",
+            redact(self.app.conf.broker_url),
+            memory.used // 1_000_000,
+            memory.limit // 1_000_000,
+            round(RESERVE_SHARE * 100),
+            run.store.run_id,
+        )
 
     def give_up(self, run: RunContext, message: TaskMessage, reason: str) -> None:
         """Record the message's chunk as lost (replacing any result) and nudge the writer."""

@@ -13,6 +13,7 @@ _writer = Writer()
 
 class WriterTask(StageTask):
     skip_applied = False  # a nudge applies whatever is next in line, whichever chunk sent it
+    waits_for_room = False
 
     def give_up(self, run: RunContext, message: TaskMessage, reason: str) -> None:
         """The writer is stuck on the chunk next in line, whichever chunk nudged it: record that

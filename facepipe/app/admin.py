@@ -146,8 +146,8 @@ def list_runs_cmd(settings: Settings) -> int:
     print(f"{len(ids)} runs, {_size(total)} in the broker; the broker uses {_size(memory.used)}{limit}")
     if "orphaned" in states:
         print("orphaned: no dispatcher follows the run; 'facepipe resume RUN_ID' finishes it")
-    if memory.limit and memory.used >= 0.9 * memory.limit:
-        print(full_message(broker, client).replace(" is full", " is nearly full", 1))
+    if memory.full:
+        print(full_message(broker, client, "; runs wait until then"))
     return 0
 
 

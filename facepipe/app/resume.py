@@ -30,7 +30,7 @@ from facepipe.app.admin import client_for, run_state
 from facepipe.app.banks import read_series_bank
 from facepipe.app.episodes import Episode
 from facepipe.app.outputs import prepare_out
-from facepipe.app.runner import finish, follow_runs
+from facepipe.app.runner import dispatcher_fault_hook, finish, follow_runs
 from facepipe.distributed.bridge import CelerySender
 from facepipe.distributed.dispatch import PlannedRun, pending_chunks
 from facepipe.distributed.store import RunStore, list_runs
@@ -69,7 +69,7 @@ def resume_runs(settings: Settings, run_ids: list[str]) -> int:
             f"waiting for the writer; sending {len(run.to_send)} ({min(never, len(run.to_send))} never sent)",
             file=sys.stderr,
         )
-    send = CelerySender(broker, tls_ca_certs=settings.tls_ca_certs)
+    send = dispatcher_fault_hook(CelerySender(broker, tls_ca_certs=settings.tls_ca_certs))
     show = settings.progress and sys.stderr.isatty()
     follow_runs(runs, settings, send, show, broker=broker)
     created = min(float(meta.get("created") or time.time()) for meta in metas)

@@ -11,6 +11,8 @@ season of them is the same machinery: every video is a run of its own, all in fl
 from __future__ import annotations
 
 import logging
+import os
+import signal
 import sys
 import time
 from collections.abc import Callable
@@ -35,7 +37,8 @@ from facepipe.distributed.dispatch import (
     send_chunks,
 )
 from facepipe.distributed.embedded import EmbeddedCluster, ort_threads_per_process, size_workers
-from facepipe.distributed.stages import Send
+from facepipe.distributed.messages import TaskMessage
+from facepipe.distributed.stages import DETECT, Send, Stage
 from facepipe.distributed.store import Lease, RunStore, connect, ping
 from facepipe.errors import FacepipeError, ModelLoadError
 from facepipe.inference.files import resolve_model
@@ -103,7 +106,7 @@ def run_videos(videos: list[str], settings: Settings) -> int:
             create_run(RunStore(client, settings.redis_prefix, e.run_id), e.info, settings, p, **record(e))
             for e, p in zip(episodes, plans, strict=True)
         ]
-        send = CelerySender(broker, tls_ca_certs=settings.tls_ca_certs)
+        send = dispatcher_fault_hook(CelerySender(broker, tls_ca_certs=settings.tls_ca_certs))
         follow_runs(runs, settings, send, show, broker=broker)
         return finish(runs, episodes, out, prior, time.monotonic() - started, settings.keep_hours)
 
@@ -192,6 +195,26 @@ def _embedded_worker_env(settings: Settings) -> dict[str, str]:
         "OPENBLAS_NUM_THREADS": "1",
         "OMP_NUM_THREADS": "1",
     }
+
+
+def dispatcher_fault_hook(send: Send) -> Send:
+    """Test hook (``FACEPIPE_FAULT_INJECT=dispatch:N``): the dispatcher SIGKILLs itself once it
+    has handed N detect tasks to the broker, as a killed or closed laptop would stop it."""
+    points = [p.strip() for p in load_worker_settings().fault_inject.split(",") if p.strip()]
+    limit = next((int(p.split(":", 1)[1]) for p in points if p.startswith("dispatch:")), None)
+    if limit is None:
+        return send
+    sent = 0
+
+    def send_then_die(stage: Stage, message: TaskMessage) -> None:
+        nonlocal sent
+        if stage is DETECT and sent >= limit:
+            log.warning("fault injection: SIGKILL of the dispatcher after %d chunks", sent)
+            os.kill(os.getpid(), signal.SIGKILL)
+        send(stage, message)
+        sent += stage is DETECT
+
+    return send_then_die
 
 
 def _season_record(

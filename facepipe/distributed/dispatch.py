@@ -38,7 +38,9 @@ from facepipe.distributed.messages import DetectMessage, WriteMessage
 from facepipe.distributed.stages import DETECT, WRITE, Send
 from facepipe.distributed.store import (
     DOWN_ERRORS,
+    FULL_REMEDY,
     RENEW_S,
+    RESERVE_SHARE,
     RETRY_CAP_S,
     BrokerDown,
     BrokerFull,
@@ -136,9 +138,11 @@ def check_room(client: redis.Redis, broker: str, sampled_frames: int) -> str | N
     needed = sampled_frames * BYTES_PER_SAMPLED_FRAME
     headroom = memory.headroom()
     if headroom is not None and needed > headroom:
+        free, used, limit = max(0, headroom) / 1e6, memory.used / 1e6, memory.limit / 1e6
         raise BrokerFull(
-            full_message(broker, client).replace(" is full", f" has {max(0, headroom) / 1e6:.0f} MB free", 1)
-            + f" (this run needs about {needed / 1e6:.0f} MB)"
+            f"the broker {redact(broker)} has {free:.1f} MB free for runs ({used:.1f} MB used of maxmemory "
+            f"{limit:.1f} MB, the last {RESERVE_SHARE:.0%} left to the queues) and this run needs about "
+            f"{needed / 1e6:.1f} MB: {FULL_REMEDY}; nothing was started"
         )
     if memory.limit and memory.policy != "noeviction":
         return (
@@ -325,8 +329,7 @@ def follow(
     ``check_alive`` (embedded mode) raises if a worker the command started has died.
     ``patience`` rides out broker outages (counted against ``stall_timeout``); every
     :data:`~facepipe.distributed.store.RENEW_S` seconds the ``leases`` are renewed and, with
-    ``broker``, the broker is asked whether it has refused writes for want of memory since the
-    runs began (then the runs cannot finish: :class:`~facepipe.distributed.store.BrokerFull`).
+    ``broker``, its memory is watched (:class:`MemoryWatch`).
     """
     total = sum(len(run.chunks) for run in runs)
     last_state: list[tuple[int, int]] | None = None
@@ -342,9 +345,10 @@ def follow(
     if patience is not None and show_progress:
         patience.bar = bar
     call = patience.call if patience is not None else _now
-    client = runs[0].store.r if runs else None
-    refused = call(lambda: broker_memory(client).refused) if broker and client is not None else 0
-    next_renewal = time.monotonic() + RENEW_S
+    memory = MemoryWatch(runs[0].store.r, broker, bar if show_progress else None) if broker and runs else None
+    if memory is not None:
+        call(memory.start)
+    next_renewal, next_look = time.monotonic() + RENEW_S, time.monotonic()
     try:
         while True:
             state, counters = call(lambda: _poll(runs), since=last_change)
@@ -365,19 +369,22 @@ def follow(
             if state != last_state:
                 last_state, last_change = state, now
             elif now - last_change > stall_timeout:
+                if memory is not None and memory.full:
+                    raise BrokerFull(memory.message(runs))
                 raise FacepipeError(_stalled(runs, state, stall_timeout))
             if now >= next_renewal:
                 for lease in leases:
                     call(lease.renew, since=last_change)
-                if broker and client is not None:
-                    refused = _check_refusals(client, broker, refused, call, last_change)
                 next_renewal = now + RENEW_S
+            if memory is not None and now >= next_look:
+                call(lambda: memory.check(runs), since=last_change)  # type: ignore[union-attr]
+                next_look = now + MemoryWatch.every_s
             if check_alive is not None:
                 check_alive()
             time.sleep(poll_s)
     except redis.ResponseError as exc:
         if broker and is_full(exc):
-            raise BrokerFull(full_message(broker, client)) from None
+            raise BrokerFull(full_message(broker, runs[0].store.r)) from None
         raise
     finally:
         bar.close()
@@ -385,19 +392,58 @@ def follow(
             patience.bar = None
 
 
+class MemoryWatch:
+    """The dispatcher's eye on the broker's memory while it follows runs.
+
+    * The broker full (:attr:`~facepipe.distributed.store.BrokerMemory.full`): the workers wait
+      for memory (:class:`~facepipe.distributed.store.RoomGuard`), so does the dispatcher, for up
+      to ``--stall-timeout``; the user is told at once what to do, and again when it is done.
+    * Writes refused for want of memory since the runs began (``INFO errorstats``): a worker
+      met the hard limit after all (its Celery delivery bookkeeping was refused, which stops it
+      and loses the message it took), so the runs cannot finish by themselves: stop now and say
+      how to resume.
+    """
+
+    #: how often the broker's memory is read (``INFO``, a fraction of a millisecond)
+    every_s = 1.0
+
+    def __init__(self, client: redis.Redis, broker: str, bar: tqdm | None) -> None:
+        self.client, self.broker, self.bar = client, broker, bar
+        self.refused = 0
+        self.full = False
+
+    def start(self) -> None:
+        self.refused = broker_memory(self.client).refused
+
+    def check(self, runs: Sequence[PlannedRun]) -> None:
+        memory = broker_memory(self.client)
+        if memory.refused > self.refused:
+            raise BrokerFull(self.message(runs))
+        self.refused = memory.refused  # (a restarted broker counts from zero again)
+        if memory.full and not self.full:
+            self._say(
+                "facepipe: "
+                + full_message(
+                    self.broker, self.client, "; the workers wait for memory, and so does this command"
+                )
+            )
+        elif self.full and not memory.full:
+            self._say("facepipe: the broker has room again; carrying on")
+        self.full = memory.full
+
+    def message(self, runs: Sequence[PlannedRun]) -> str:
+        ids = " ".join(run.store.run_id for run in runs)
+        return full_message(self.broker, self.client, f"; then 'facepipe resume {ids}' finishes it")
+
+    def _say(self, text: str) -> None:
+        if self.bar is not None:
+            self.bar.write(text, file=sys.stderr)
+        else:
+            print(text, file=sys.stderr, flush=True)
+
+
 def _poll(runs: Sequence[PlannedRun]) -> tuple[list[tuple[int, int]], list]:
     return [run.store.progress() for run in runs], [run.store.counters() for run in runs]
-
-
-def _check_refusals(
-    client: redis.Redis, broker: str, refused: int, call: Callable[..., Any], since: float
-) -> int:
-    """The broker's count of writes refused for want of memory; an increase means workers lost
-    work to a full broker, so the runs cannot finish until memory is freed."""
-    now = call(lambda: broker_memory(client).refused, since=since)
-    if now > refused:
-        raise BrokerFull(full_message(broker, client))
-    return now  # (a restarted broker counts from zero again)
 
 
 def _wait_for_crops(runs: Sequence[PlannedRun], timeout: float = 30.0) -> None:

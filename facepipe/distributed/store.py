@@ -49,6 +49,7 @@ import re
 import secrets
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -73,6 +74,11 @@ LEASE_S = 20.0
 RENEW_S = 5.0
 #: the longest pause between two tries to reach a broker that went away
 RETRY_CAP_S = 5.0
+#: the share of a broker's ``maxmemory`` that facepipe's own data never takes: it stays for
+#: Celery's queues and their delivery bookkeeping, so that a full broker pauses the fleet
+#: (:class:`RoomGuard`) instead of refusing Celery a write, which kills the worker and loses the
+#: message it had just taken
+RESERVE_SHARE = 0.1
 
 
 class UnknownRun(FacepipeError):
@@ -102,21 +108,29 @@ def is_full(exc: BaseException) -> bool:
     return False
 
 
-def full_message(url: str, client: redis.Redis | None = None) -> str:
-    """The one line that says the broker is full, how full, and what to do about it."""
+#: what to do about a full broker, for every message that says so
+FULL_REMEDY = (
+    "free memory with 'facepipe runs' and 'facepipe delete RUN_ID', keep finished runs for less "
+    "(--keep-hours), or raise Redis's maxmemory (REDIS_MAXMEMORY in compose/.env)"
+)
+
+
+def full_message(url: str, client: redis.Redis | None = None, then: str = "") -> str:
+    """The one line that says the broker is full, how full, and what to do about it (``then``:
+    what to do next)."""
     used = ""
     if client is not None:
         try:
             memory = broker_memory(client)
             if memory.limit:
-                used = f" ({memory.used / 1e6:.0f} MB used of maxmemory {memory.limit / 1e6:.0f} MB)"
+                used = (
+                    f" ({memory.used / 1e6:.0f} MB used of maxmemory {memory.limit / 1e6:.0f} MB, the last "
+                    f"{RESERVE_SHARE:.0%} of it left to the queues)"
+                )
         except (redis.RedisError, OSError):
             pass
-    return (
-        f"the broker {redact(url)} is full{used} and refuses writes (noeviction): free memory with "
-        "'facepipe runs' and 'facepipe delete RUN_ID', keep finished runs for less (--keep-hours), or raise "
-        "Redis's maxmemory (REDIS_MAXMEMORY in compose/.env); then 'facepipe resume RUN_ID' finishes a run"
-    )
+    then = then or "; then 'facepipe resume RUN_ID' finishes a run"
+    return f"the broker {redact(url)} is full{used}: {FULL_REMEDY}{then}"
 
 
 def connect(
@@ -188,7 +202,15 @@ class BrokerMemory:
     refused: int
 
     def headroom(self) -> int | None:
-        return None if not self.limit else self.limit - self.used
+        """Bytes facepipe may still add (None: no ``maxmemory``): up to :data:`RESERVE_SHARE` short
+        of the limit."""
+        return None if not self.limit else int(self.limit * (1 - RESERVE_SHARE)) - self.used
+
+    @property
+    def full(self) -> bool:
+        """Whether facepipe's data has reached its share of ``maxmemory``."""
+        headroom = self.headroom()
+        return headroom is not None and headroom <= 0
 
 
 def broker_memory(client: redis.Redis) -> BrokerMemory:
@@ -205,6 +227,36 @@ def broker_memory(client: redis.Redis) -> BrokerMemory:
         policy=str(info.get("maxmemory_policy", "")),
         refused=int(refused.get("count", 0)) if isinstance(refused, dict) else 0,
     )
+
+
+class RoomGuard:
+    """Pauses a worker before a chunk while the broker is full (:attr:`BrokerMemory.full`), until
+    memory is freed: the fleet waits for the remedy instead of losing work or dying. Reads
+    ``INFO memory`` at most five times a second; a broker without ``maxmemory`` costs nothing more."""
+
+    def __init__(self, client: redis.Redis, every_s: float = 0.2) -> None:
+        self.client = client
+        self.every_s = every_s
+        self._memory: BrokerMemory | None = None
+        self._read_at = 0.0
+
+    def memory(self) -> BrokerMemory:
+        now = time.monotonic()
+        if self._memory is None or now - self._read_at >= self.every_s:
+            self._memory, self._read_at = broker_memory(self.client), now
+        return self._memory
+
+    def wait(self, on_full: Callable[[BrokerMemory], None] | None = None) -> float:
+        """Return at once when there is room; else call ``on_full`` once and wait for room.
+        Returns the seconds waited."""
+        started, delay, told = time.monotonic(), 0.5, False
+        while (memory := self.memory()).full:
+            if not told and on_full is not None:
+                on_full(memory)
+                told = True
+            time.sleep(delay)
+            delay = min(delay * 2, RETRY_CAP_S)
+        return time.monotonic() - started
 
 
 def this_machine() -> str:
