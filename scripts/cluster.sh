@@ -5,6 +5,9 @@
 #                                auth), DETECT_SCALE detect (2), EMBED_SCALE embed (1) and one
 #                                writer container; wait until all are healthy; print how to
 #                                submit a video and where Flower is
+#   scripts/cluster.sh up --tls  the same with Redis on TLS only (compose/tls.yaml): makes a
+#                                private CA and a certificate for Redis in compose/.tls/ (once),
+#                                names them in compose/.env; later `up`s keep TLS
 #   scripts/cluster.sh status    containers, Celery nodes online, runs in Redis
 #   scripts/cluster.sh down      stop and remove the containers and the network;
 #                                `down -v` also deletes Redis's data (the volume)
@@ -66,7 +69,58 @@ compose_cli() {
   fi
 }
 
-compose() { (cd compose && "${COMPOSE[@]}" -f compose.yaml "$@"); }
+compose_files() {  # -f FILE for each file of COMPOSE_FILE in .env (compose.yaml alone by default)
+  local files file
+  files=$(env_get COMPOSE_FILE)
+  IFS=: read -r -a files <<< "${files:-compose.yaml}"
+  for file in "${files[@]}"; do printf -- '-f\n%s\n' "$file"; done
+}
+
+compose() {
+  local files
+  mapfile -t files < <(compose_files)
+  (cd compose && "${COMPOSE[@]}" "${files[@]}" "$@")
+}
+
+make_tls() {  # a private CA and a certificate for Redis, once; named in .env
+  local dir=$ROOT/compose/.tls certs=$ROOT/compose/.tls/redis names host extra
+  if [ ! -s "$certs/redis.crt" ]; then
+    command -v openssl >/dev/null || die "--tls needs openssl (apt-get install openssl)"
+    host=$(hostname -f 2>/dev/null || hostname)
+    names="DNS:redis,DNS:localhost,IP:127.0.0.1,DNS:$host"
+    local extras=${TLS_HOSTNAMES:-}
+    for extra in ${extras//,/ }; do
+      case "$extra" in *[!0-9.]*) names="$names,DNS:$extra" ;; *) names="$names,IP:$extra" ;; esac
+    done
+    (
+      umask 077
+      mkdir -p "$certs"
+      chmod 700 "$dir"      # the CA's key stays here, unreadable by others on this host
+      chmod 755 "$certs"    # mounted into the redis container, whose user must read redis.key
+      openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 825 \
+        -subj "/CN=facepipe private CA ($host)" -keyout "$dir/ca.key" -out "$certs/ca.crt" \
+        -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" \
+        2>/dev/null || die "openssl could not make the CA"
+      openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj "/CN=redis" \
+        -keyout "$certs/redis.key" -out "$dir/redis.csr" 2>/dev/null || die "openssl could not make Redis's key"
+      printf 'subjectAltName=%s\nextendedKeyUsage=serverAuth\nkeyUsage=critical,digitalSignature\n%s\n' \
+        "$names" "authorityKeyIdentifier=keyid" > "$dir/redis.ext"
+      openssl x509 -req -in "$dir/redis.csr" -CA "$certs/ca.crt" -CAkey "$dir/ca.key" -CAcreateserial -CAserial "$dir/ca.srl" \
+        -days 825 -extfile "$dir/redis.ext" -out "$certs/redis.crt" 2>/dev/null \
+        || die "openssl could not sign Redis's certificate"
+      chmod 644 "$certs/ca.crt" "$certs/redis.crt" "$certs/redis.key"
+      rm -f "$dir/redis.csr"
+    )
+    say "made a private CA and a certificate for Redis ($names) in $certs"
+  fi
+  env_set COMPOSE_FILE compose.yaml:tls.yaml
+  env_set TLS_DIR "$certs"
+  env_set FACEPIPE_TLS_CA_CERTS "$certs/ca.crt"
+  local password port
+  password=$(env_get REDIS_PASSWORD) port=$(hostport "$(env_get REDIS_HOST_PORT)")
+  env_set FACEPIPE_BROKER_URL "rediss://:$password@$port/0"
+  env_set FACEPIPE_BROKER "rediss://:$password@$port/0"
+}
 
 ensure_engine() {
   if ! docker info >/dev/null 2>&1; then
@@ -156,8 +210,13 @@ wait_healthy() {
 }
 
 up() {
+  local tls=0
+  for arg in "$@"; do
+    case "$arg" in --tls) tls=1 ;; *) die "unknown option for up: $arg (only --tls)" ;; esac
+  done
   ensure_engine
   [ -f "$ENV_FILE" ] || write_env
+  [ "$tls" = 1 ] && make_tls
   choose_images
   local outputs crops uid gid
   outputs=$(env_get OUTPUT_DIR) crops=$(env_get CROPS_DIR) uid=$(env_get WORKER_UID) gid=$(env_get WORKER_GID)
@@ -174,14 +233,17 @@ up() {
   # Worker images of earlier builds, untagged by this one (the dependencies' layers stay cached).
   docker image prune -f --filter label=org.facepipe.image=worker >/dev/null || true
   wait_healthy
-  local broker flower_port
+  local broker flower_port scheme=redis tls_flag=""
   broker=$(env_get REDIS_HOST_PORT) flower_port=$(env_get FLOWER_HOST_PORT)
   broker=$(hostport "${broker:-6379}") flower_port=$(hostport "${flower_port:-5555}")
-  say "up in $((SECONDS - started)) s (project $(env_get COMPOSE_PROJECT_NAME))"
+  if [ -n "$(env_get TLS_DIR)" ]; then
+    scheme=rediss tls_flag=" --tls-ca-certs $(env_get TLS_DIR)/ca.crt"
+  fi
+  say "up in $((SECONDS - started)) s (project $(env_get COMPOSE_PROJECT_NAME)${tls_flag:+, Redis on TLS only})"
   cat >&2 <<EOF
   Flower:  http://$flower_port  (user $(env_get FLOWER_USER), password FLOWER_PASSWORD in $ENV_FILE)
   submit:  .venv/bin/facepipe run $(env_get VIDEO_DIR)/VIDEO.mp4 --out $outputs/NAME \\
-               --broker redis://:$(env_get REDIS_PASSWORD)@$broker/0
+               --broker $scheme://:$(env_get REDIS_PASSWORD)@$broker/0$tls_flag
            (crops: --save-images --save-dir $crops/NAME; the writer writes them as uid $(env_get WORKER_UID))
       or:  cd compose && ${COMPOSE[*]} run --rm cli run $(env_get VIDEO_DIR)/VIDEO.mp4 --out $outputs/NAME --save-images
   scale:   cd compose && ${COMPOSE[*]} up -d --scale detect=4 --scale embed=2   (never the writer)
@@ -215,5 +277,5 @@ case "${1:-}" in
   up) shift; up "$@" ;;
   status) shift; status "$@" ;;
   down) shift; down "$@" ;;
-  *) echo "usage: $0 up|status|down [-v]" >&2; exit 2 ;;
+  *) echo "usage: $0 up [--tls]|status|down [-v]" >&2; exit 2 ;;
 esac

@@ -29,6 +29,7 @@ from facepipe.settings import Settings, WorkerSettings
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE_DIR = ROOT / "compose"
 COMPOSE_FILE = COMPOSE_DIR / "compose.yaml"
+TLS_FILE = COMPOSE_DIR / "tls.yaml"
 ENV_EXAMPLE = COMPOSE_DIR / ".env.example"
 DOCKERFILE = COMPOSE_DIR / "Dockerfile"
 COMPOSE_README = COMPOSE_DIR / "README.md"
@@ -150,6 +151,9 @@ def test_redis_is_password_protected_durable_and_never_evicts(services: dict[str
     assert passwords and VAR_REF.fullmatch(passwords[0]).group(1) == "REDIS_PASSWORD"
     assert option(args, "--appendonly") == ["yes"]
     assert option(args, "--maxmemory-policy") == ["noeviction"]
+    # A limit, so that a full Redis refuses writes (and facepipe pauses) before the host runs out.
+    assert interpolate(option(args, "--maxmemory")[0], {}) == "2gb"
+    assert interpolate(option(args, "--maxmemory")[0], {"REDIS_MAXMEMORY": "512mb"}) == "512mb"
     # The healthcheck pings with the password (REDISCLI_AUTH or -a), not unauthenticated.
     check = healthcheck_command(redis)
     assert "redis-cli" in check and "ping" in check
@@ -222,8 +226,39 @@ def test_workers_share_broker_settings_and_video_paths(services: dict[str, Any])
         assert healthcheck.get("interval") and healthcheck.get("timeout"), name
 
 
+def test_tls_overlay_is_compose_redis_on_tls_only_and_every_client_verifies_it(
+    services: dict[str, Any],
+) -> None:
+    """compose/tls.yaml: Redis's command is compose.yaml's plus TLS (plain port off), and every
+    facepipe service gets rediss:// and the CA, nothing else changed."""
+    overlay = yaml.safe_load(TLS_FILE.read_text())["services"]
+    plain, tls = argv(services["redis"]["command"]), argv(overlay["redis"]["command"])
+    assert tls[: len(plain)] == plain, (
+        "tls.yaml's redis command is no longer compose.yaml's: keep them in step"
+    )
+    extra = tls[len(plain) :]
+    assert option(extra, "--port") == ["0"] and option(extra, "--tls-port") == ["6379"], extra
+    assert option(extra, "--tls-auth-clients") == ["no"], extra
+    files = {option(extra, name)[0] for name in ("--tls-cert-file", "--tls-key-file", "--tls-ca-cert-file")}
+    assert all(f.startswith("/tls/") for f in files), files
+    assert any(volume(v)[1] == "/tls" and volume(v)[2:] == ["ro"] for v in overlay["redis"]["volumes"])
+    assert "--tls" in healthcheck_command(overlay["redis"]) and "--cacert /tls/ca.crt" in healthcheck_command(
+        overlay["redis"]
+    )
+    clients = {name for name, svc in services.items() if name != "redis"}
+    assert set(overlay) == clients | {"redis"}, sorted(overlay)
+    for name in clients:
+        env = environment(overlay[name])
+        for var in ("FACEPIPE_BROKER_URL", "FACEPIPE_BROKER"):
+            broker = VAR_REF.sub(lambda m: "${" + m.group(1) + "}", env[var])
+            assert broker == "rediss://:${REDIS_PASSWORD}@redis:6379/0", (name, var, broker)
+        assert env["FACEPIPE_TLS_CA_CERTS"] == "/tls/ca.crt", name
+        assert [volume(v)[1:] for v in overlay[name]["volumes"]] == [["/tls/ca.crt", "ro"]], name
+        assert set(overlay[name]) == {"environment", "volumes"}, name
+
+
 def test_every_compose_variable_is_in_env_example() -> None:
-    used = {m.group(1) for m in VAR_REF.finditer(COMPOSE_FILE.read_text())}
+    used = {m.group(1) for m in VAR_REF.finditer(COMPOSE_FILE.read_text() + TLS_FILE.read_text())}
     documented = set(env_example())
     assert used, "compose.yaml uses no variables?"
     assert used <= documented, sorted(used - documented)
@@ -393,6 +428,17 @@ def test_compose_itself_accepts_the_file(tmp_path: Path) -> None:
     resolved = yaml.safe_load(done.stdout)
     assert resolved["services"]["writer"]["container_name"] == "facepipe-writer"
     assert resolved["services"]["redis"]["image"] == "redis:7"
+    # With TLS, as scripts/cluster.sh up --tls sets it in .env: the two files merge.
+    with open(copy / ".env", "a") as env:
+        env.write(f"COMPOSE_FILE=compose.yaml:tls.yaml\nTLS_DIR={tmp_path / 'tls'}\n")
+    done = subprocess.run([*cli, "config"], cwd=copy, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    merged = yaml.safe_load(done.stdout)["services"]
+    assert "--tls-port" in merged["redis"]["command"] and "--requirepass" in merged["redis"]["command"]
+    detect = merged["detect"]
+    assert str(detect["environment"]["FACEPIPE_BROKER_URL"]).startswith("rediss://"), detect["environment"]
+    assert len(detect["volumes"]) == 4, detect["volumes"]  # videos, outputs, crops, and the CA
+    (copy / ".env").write_text(ENV_EXAMPLE.read_text())
     version = subprocess.run([*cli, "version"], capture_output=True, text=True, timeout=60).stdout
     if re.search(r"version v?1\.", version):
         # Compose v1 (docker-compose 1.29) checks scale only when it creates containers;

@@ -1,22 +1,26 @@
 """The compose deployment, built and run for real: a Docker engine, the images, a cluster.
 
-What users run, run here: ``scripts/cluster.sh up`` builds the images from
-``compose/Dockerfile`` (on a base made from Debian's packages and a wheelhouse of
-``.venv``'s packages, since no image registry is reachable here) and starts
-``compose/compose.yaml`` with 2 detect, 1 embed and 1 writer container, Redis with a
-password and AOF, and Flower with basic auth. Then:
+What users run, run here, on one deployment for the whole module: ``scripts/cluster.sh up
+--tls`` makes a private CA and a certificate for Redis, builds the images from
+``compose/Dockerfile`` (on a base made from Debian's packages and a wheelhouse of ``.venv``'s
+packages, since no image registry is reachable here) and starts ``compose/compose.yaml`` with
+``compose/tls.yaml``: 2 detect, 1 embed and 1 writer container, Redis with a password, AOF, a
+``maxmemory`` and TLS only, and Flower with basic auth. Then, each a test:
 
-1. a shared clip is submitted from the host with ``facepipe run VIDEO --broker
-   redis://:PASSWORD@HOST:PORT/0``; its ``faces.jsonl`` must equal, byte for byte, the
+1. the stack as deployed: Redis refuses plain connections, clients that do not know the CA,
+   and clients without the password; Flower wants its password and lists the four workers;
+2. a shared clip is submitted from the host with ``facepipe run VIDEO --broker
+   rediss://:PASSWORD@HOST:PORT/0 --tls-ca-certs CA``, and **the Redis container is
+   restarted mid-run** (``docker restart``); its ``faces.jsonl`` must equal, byte for byte, the
    embedded run's (``facepipe run VIDEO``, no broker) on the same clip and flags;
-2. the same clip is submitted again through the ``cli`` service (``docker compose run
-   --rm cli run VIDEO``); while the embed container holds a chunk it has not stored, the
-   container is ``docker kill``-ed and started again; the chunk must be redelivered
-   (FACEPIPE_VISIBILITY_TIMEOUT is 10 s here) and the result be byte-identical, nothing lost;
-3. Flower's API lists the four workers and every task of the runs;
+3. the same clip is submitted again through the ``cli`` service (``docker compose run --rm cli
+   run VIDEO``, over TLS inside the compose network); while the embed container holds a chunk
+   it has not stored, the container is ``docker kill``-ed and started again; the chunk must be
+   redelivered (FACEPIPE_VISIBILITY_TIMEOUT is 10 s here) and the result be byte-identical,
+   nothing lost; Flower's API shows every task of the run;
 4. ``scripts/cluster.sh down -v`` leaves no container, network, volume or process.
 
-Without an engine, the test installs and starts one (``scripts/docker-engine.sh``) when it
+Without an engine, the module installs and starts one (``scripts/docker-engine.sh``) when it
 runs as root on a Debian host, and stops it at the end; otherwise it skips with the reason.
 The base image (by tag) and the wheelhouse (``~/.cache/facepipe/docker``) stay cached.
 """
@@ -36,7 +40,8 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +51,8 @@ import redis
 from facepipe.distributed.store import RunStore, list_runs
 from tests.helpers import ROOT, processes_with, read_run
 
-pytestmark = [pytest.mark.shared, pytest.mark.slow]
+# One deployment for the module: the tests run in file order, the last one takes it down.
+pytestmark = [pytest.mark.shared, pytest.mark.slow, pytest.mark.timeout(900)]
 
 VIDEO = "hamilton_short.mp4"
 # 46 chunks of 2 sampled frames: long enough to kill the embed container mid-run. The seed's
@@ -178,34 +184,95 @@ def poll(what: str, check: Callable[[], Any], timeout: float, interval: float = 
     pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}; last: {last!r}")
 
 
-# -------------------------------------------------------------------------------- test
+# --------------------------------------------------------------------------- the deployment
 
 
-@pytest.mark.timeout(1200)
-def test_compose_live_cluster_kill_restart_and_flower(shared_data: Path, tmp_path: Path) -> None:
-    timings: dict[str, float] = {}
+@dataclass
+class Deployment:
+    """The module's compose deployment and what the tests share."""
+
+    project: str
+    repo: Path
+    env: dict[str, str]  # the tests' own environment (no FACEPIPE_*, no COMPOSE_*)
+    cluster_env: dict[str, str]
+    video: Path
+    outputs: Path
+    broker: str  # rediss:// on the published port
+    ca: Path
+    redis_port: int
+    redis_password: str
+    flower: Flower
+    log: Path
+    started: float
+    engine_started: bool = False
+    stack_up: bool = False
+    reference: bytes = b""
+    ref_summary: dict[str, Any] = field(default_factory=dict)
+    run_ids: dict[str, str] = field(default_factory=dict)
+    report: dict[str, Any] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def cluster(self, *args: str, timeout: float = 900) -> subprocess.CompletedProcess:
+        with open(self.log, "a") as log:
+            log.write(f"\n$ scripts/cluster.sh {' '.join(args)}\n")
+        done = subprocess.run(
+            ["bash", "scripts/cluster.sh", *args], cwd=self.repo, env=self.cluster_env, capture_output=True,
+            text=True, timeout=timeout,
+        )  # fmt: skip
+        with open(self.log, "a") as log:
+            log.write(done.stdout + done.stderr)
+        return done
+
+    def compose(self, *args: str, **kwargs: Any) -> subprocess.CompletedProcess:
+        """compose with the files .env names (COMPOSE_FILE: compose.yaml and tls.yaml)."""
+        return subprocess.run(
+            [*compose_cli(), *args], cwd=self.repo / "compose", env=self.cluster_env, **kwargs
+        )
+
+    def client(self) -> redis.Redis:
+        return redis.Redis.from_url(self.broker, ssl_ca_certs=str(self.ca), socket_timeout=10)
+
+    def container(self, service: str) -> str:
+        found = docker(
+            "ps", "-q", "--filter", f"label=com.docker.compose.project={self.project}",
+            "--filter", f"label=com.docker.compose.service={service}",
+        ).stdout.split()  # fmt: skip
+        assert len(found) == 1, (service, found)
+        return found[0]
+
+    def facepipe(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+        """The host's ``facepipe`` (a user's laptop), as the README shows it."""
+        return subprocess.run(
+            [sys.executable, "-m", "facepipe.app.cli", *args], cwd=ROOT,
+            env={**self.env, "FACEPIPE_VISIBILITY_TIMEOUT": str(VISIBILITY_TIMEOUT)},
+            capture_output=True, text=True, timeout=timeout,
+        )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def deployment(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
     started = time.monotonic()
-
+    tmp = tmp_path_factory.mktemp("compose-live")
     video = (shared_data / "videos" / VIDEO).resolve()
     assert video.is_file(), video
     project = f"fplive{secrets.token_hex(3)}"
     redis_password = secrets.token_hex(16)
     flower_user, flower_password = "live", secrets.token_hex(8)
     redis_port, flower_port = free_port(), free_port()
-    outputs, crops = tmp_path / "outputs", tmp_path / "faces"
+    outputs, crops = tmp / "outputs", tmp / "faces"
     outputs.mkdir()
     crops.mkdir()
 
-    # A copy of the repository, so that a developer's own compose/.env is never touched;
-    # its .venv is this interpreter's: the wheelhouse, hence the images, get its packages.
-    repo = tmp_path / "repo"
+    # A copy of the repository, so that a developer's own compose/.env and certificates are
+    # never touched; its .venv is this interpreter's: the wheelhouse, hence the images, get its
+    # packages.
+    repo = tmp / "repo"
     repo.mkdir()
     for name in TREE:
         source = ROOT / name
         if source.is_dir():
-            shutil.copytree(
-                source, repo / name, ignore=shutil.ignore_patterns("__pycache__", ".env", "*.whl")
-            )
+            ignore = shutil.ignore_patterns("__pycache__", ".env", "*.whl", ".tls")
+            shutil.copytree(source, repo / name, ignore=ignore)
         else:
             shutil.copy2(source, repo / name)
     (repo / ".venv").symlink_to(Path(sys.prefix))
@@ -229,28 +296,25 @@ def test_compose_live_cluster_kill_restart_and_flower(shared_data: Path, tmp_pat
         "EMBED_CONCURRENCY": "1",
         "FACEPIPE_VISIBILITY_TIMEOUT": str(VISIBILITY_TIMEOUT),
         "FACEPIPE_RESTORE_INTERVAL": "1",
+        "REDIS_MAXMEMORY": "256mb",
     }
-    broker = f"redis://:{redis_password}@127.0.0.1:{redis_port}/0"
-    cluster_log = tmp_path / "cluster.log"
-
-    def cluster(*args: str, timeout: float = 900) -> subprocess.CompletedProcess:
-        with open(cluster_log, "a") as log:
-            log.write(f"\n$ scripts/cluster.sh {' '.join(args)}\n")
-        done = subprocess.run(
-            ["bash", "scripts/cluster.sh", *args], cwd=repo, env=cluster_env, capture_output=True, text=True,
-            timeout=timeout,
-        )  # fmt: skip
-        with open(cluster_log, "a") as log:
-            log.write(done.stdout + done.stderr)
-        return done
-
-    def compose(*args: str, **kwargs: Any) -> subprocess.CompletedProcess:
-        return subprocess.run(
-            [*compose_cli(), "-f", "compose.yaml", *args], cwd=repo / "compose", env=cluster_env, **kwargs
-        )
+    live = Deployment(
+        project=project,
+        repo=repo,
+        env=env,
+        cluster_env=cluster_env,
+        video=video,
+        outputs=outputs,
+        broker=f"rediss://:{redis_password}@127.0.0.1:{redis_port}/0",
+        ca=repo / "compose" / ".tls" / "redis" / "ca.crt",
+        redis_port=redis_port,
+        redis_password=redis_password,
+        flower=Flower(flower_port, flower_user, flower_password),
+        log=tmp / "cluster.log",
+        started=started,
+    )
 
     # ---- an engine: the one running, or one installed and started here ----------------
-    engine_started = False
     if not engine_answers():
         if os.geteuid() != 0 or not shutil.which("apt-get"):
             pytest.skip("no Docker engine answers, and installing one needs root and apt-get (Debian)")
@@ -263,111 +327,180 @@ def test_compose_live_cluster_kill_restart_and_flower(shared_data: Path, tmp_pat
         )
         if done.returncode != 0:
             pytest.skip(f"no Docker engine can run here: {done.stderr.strip()[-1500:]}")
-        engine_started = True
-        timings["engine install and start"] = time.monotonic() - started
+        live.engine_started = True
+        live.timings["engine install and start"] = time.monotonic() - started
 
     # The embedded default on the same clip and flags: the reference, run meanwhile.
-    embedded_out = tmp_path / "embedded"
+    embedded_out = tmp / "embedded"
     embedded = subprocess.Popen(
         [sys.executable, "-m", "facepipe.app.cli", "run", str(video), *FLAGS, "--out", str(embedded_out)],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
-    run2: subprocess.Popen | None = None
-    stack_up = False
     try:
-        # ---- build and start: the user's one command ------------------------------------
         phase = time.monotonic()
-        stack_up = True
-        done = cluster("up")
-        assert done.returncode == 0, f"scripts/cluster.sh up failed:\n{done.stderr[-4000:]}"
-        timings["cluster.sh up (images, stack, healthy)"] = time.monotonic() - phase
-        assert "--broker redis://:" in done.stderr and f"127.0.0.1:{redis_port}" in done.stderr, done.stderr
+        live.stack_up = True
+        done = live.cluster("up", "--tls")
+        assert done.returncode == 0, f"scripts/cluster.sh up --tls failed:\n{done.stderr[-4000:]}"
+        live.timings["cluster.sh up --tls (CA, images, stack, healthy)"] = time.monotonic() - phase
+        assert f"--broker rediss://:{redis_password}@127.0.0.1:{redis_port}/0" in done.stderr, done.stderr
+        assert f"--tls-ca-certs {live.ca}" in done.stderr and live.ca.is_file(), done.stderr
 
-        out, err = embedded.communicate(timeout=300)
+        _, err = embedded.communicate(timeout=300)
         assert embedded.returncode == 0, err[-2000:]
-        ref_summary, ref_faces = read_run(embedded_out)
-        reference = (embedded_out / "faces.jsonl").read_bytes()
-        assert ref_faces and ref_summary["identities"] >= 2, ref_summary
-
-        # ---- the stack as deployed: 2 detect, 1 embed, 1 writer, Redis, Flower ----------
-        running = docker("ps", "--filter", f"label=com.docker.compose.project={project}",
-                         "--format", "{{.Label \"com.docker.compose.service\"}}").stdout.split()  # fmt: skip
-        assert sorted(running) == ["detect", "detect", "embed", "flower", "redis", "writer"], running
-        client = redis.Redis.from_url(broker, socket_timeout=10)
-        with pytest.raises(redis.AuthenticationError):  # a password is required ...
-            redis.Redis(host="127.0.0.1", port=redis_port, socket_timeout=10).ping()
-        assert client.config_get("appendonly") == {"appendonly": "yes"}  # ... and it persists (AOF)
-        assert client.config_get("maxmemory-policy") == {"maxmemory-policy": "noeviction"}
-        assert client.config_get("dir") == {"dir": "/data"}
-
-        flower = Flower(flower_port, flower_user, flower_password)
-        assert poll("Flower to answer", lambda: flower.get("/api/workers")[0] == 200, 60)
-        assert flower.get("/api/workers", auth=False)[0] == 401
-        assert flower.get("/api/tasks", auth=False)[0] == 401
-
-        def four_workers() -> dict[str, set[str]] | None:
-            found = flower.workers()
-            queues = sorted(q for qs in found.values() for q in qs)
-            return found if queues == ["detect", "detect", "embed", "writer"] else None
-
-        workers = poll("Flower to list 2 detect, 1 embed and 1 writer worker", four_workers, 60)
-        assert all(len(qs) == 1 and name.startswith(f"{next(iter(qs))}@") for name, qs in workers.items()), (
-            workers
-        )
-
-        # ---- run 1: submitted from the host, as the README shows ------------------------
-        phase = time.monotonic()
-        out1 = outputs / "run1"
-        done = subprocess.run(
-            [sys.executable, "-m", "facepipe.app.cli", "run", str(video), *CLUSTER_FLAGS,
-             "--broker", broker, "--out", str(out1)],
-            cwd=ROOT, env={**env, "FACEPIPE_VISIBILITY_TIMEOUT": str(VISIBILITY_TIMEOUT)},
-            capture_output=True, text=True, timeout=300,
-        )  # fmt: skip
-        assert done.returncode == 0, done.stderr[-3000:]
-        timings["run 1 (host dispatcher)"] = time.monotonic() - phase
-        run1_id = re.search(r"facepipe: run (\S+):", done.stderr).group(1)
-        summary1, _ = read_run(out1)
-        assert (out1 / "faces.jsonl").read_bytes() == reference, "compose run differs from the embedded run"
-        assert summary1["counts"] == ref_summary["counts"] and not summary1["failed_chunks"], summary1
-        chunks = summary1["chunks"]
-        assert chunks >= 20, summary1
-
-        def run_complete(run_id: str) -> dict[str, dict[int, dict]] | None:
-            found = flower.run_tasks(run_id)
-            complete = all(
-                sorted(found[name]) == list(range(chunks))
-                and all(t["state"] == "SUCCESS" for t in found[name].values())
-                for name in TASKS
+        live.ref_summary, ref_faces = read_run(embedded_out)
+        live.reference = (embedded_out / "faces.jsonl").read_bytes()
+        assert ref_faces and live.ref_summary["identities"] >= 2, live.ref_summary
+        yield live
+    finally:
+        if embedded.poll() is None:
+            embedded.kill()
+            embedded.wait()
+        if live.stack_up:
+            with contextlib.suppress(Exception):
+                live.cluster("down", "-v", timeout=300)
+        # Earlier builds' worker images go; the base, Redis and current worker images and
+        # the build stage's layers (the dependencies) stay as the cache of the next run.
+        with contextlib.suppress(Exception):
+            docker("image", "prune", "-f", "--filter", "label=org.facepipe.image=worker", check=False)
+        if live.engine_started:
+            subprocess.run(
+                ["bash", "scripts/docker-engine.sh", "stop"], cwd=ROOT, capture_output=True, timeout=180
             )
-            return found if complete else None
+        shutil.rmtree(repo, ignore_errors=True)
+    if live.engine_started:
+        assert not engine_answers(), "the engine this module started is still running"
+        assert processes_named("dockerd", "containerd", "containerd-shim", "docker-proxy") == []
+    assert processes_with(redis_password.encode()) == []
 
-        tasks1 = poll("Flower to show every task of run 1 as SUCCESS", lambda: run_complete(run1_id), 60)
-        by_worker = {name: {t["worker"] for t in tasks1[name].values()} for name in TASKS}
-        assert len(by_worker["facepipe.detect"]) == 2, by_worker  # both detect containers worked
-        assert all(w.startswith("detect@") for w in by_worker["facepipe.detect"]), by_worker
-        assert [w.split("@")[0] for w in by_worker["facepipe.embed"]] == ["embed"], by_worker
-        assert [w.split("@")[0] for w in by_worker["facepipe.write"]] == ["writer"], by_worker
 
-        # ---- run 2: through the cli service; the embed container killed mid-run ---------
-        phase = time.monotonic()
-        out2 = outputs / "run2"
-        before = set(list_runs(client, PREFIX))
-        run2 = subprocess.Popen(
-            [*compose_cli(), "-f", "compose.yaml", "run", "--rm", "-T", "cli", "run", str(video),
-             *CLUSTER_FLAGS, "--out", str(out2)],
-            cwd=repo / "compose", env=cluster_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        )  # fmt: skip
+def assert_same_as_embedded(live: Deployment, out: Path) -> dict[str, Any]:
+    summary, faces = read_run(out)
+    assert (out / "faces.jsonl").read_bytes() == live.reference, f"{out} differs from the embedded run"
+    assert summary["counts"] == live.ref_summary["counts"], summary
+    assert not summary["failed_chunks"] and summary["frames_lost"] == 0, summary
+    assert summary["faces_embedded"] == len(faces), summary
+    return summary
+
+
+# -------------------------------------------------------------------------------- tests
+
+
+def test_compose_live_stack_as_deployed_with_tls_and_passwords(deployment: Deployment) -> None:
+    live = deployment
+    running = docker("ps", "--filter", f"label=com.docker.compose.project={live.project}",
+                     "--format", "{{.Label \"com.docker.compose.service\"}}").stdout.split()  # fmt: skip
+    assert sorted(running) == ["detect", "detect", "embed", "flower", "redis", "writer"], running
+    client = live.client()
+    assert client.config_get("appendonly") == {"appendonly": "yes"}  # persists (AOF) ...
+    assert client.config_get("maxmemory-policy") == {"maxmemory-policy": "noeviction"}  # ... never evicts ...
+    assert client.config_get("maxmemory") == {"maxmemory": str(256 * 1024 * 1024)}  # ... and has a limit
+    assert client.config_get("dir") == {"dir": "/data"}
+    assert client.config_get("port") == {"port": "0"} and client.config_get("tls-port") == {
+        "tls-port": "6379"
+    }
+    # Only TLS, only with the CA that signed Redis's certificate, only with the password.
+    with pytest.raises(redis.ConnectionError):
+        redis.Redis(
+            host="127.0.0.1", port=live.redis_port, password=live.redis_password, socket_timeout=10
+        ).ping()
+    with pytest.raises(redis.ConnectionError, match="certificate verify failed"):
+        redis.Redis.from_url(live.broker, socket_timeout=10).ping()  # the system CAs do not know ours
+    with pytest.raises(redis.AuthenticationError):
+        redis.Redis(
+            host="127.0.0.1", port=live.redis_port, ssl=True, ssl_ca_certs=str(live.ca), socket_timeout=10
+        ).ping()
+    client.close()
+    # The CLI says which of these is wrong, in one line.
+    plain = live.facepipe("runs", "--broker", live.broker.replace("rediss://", "redis://"), timeout=60)
+    assert plain.returncode == 1 and "rediss://" in plain.stderr and "Traceback" not in plain.stderr, (
+        plain.stderr
+    )
+    no_ca = live.facepipe("runs", "--broker", live.broker, timeout=60)
+    assert no_ca.returncode == 1 and "FACEPIPE_TLS_CA_CERTS" in no_ca.stderr, no_ca.stderr
+    assert live.redis_password not in plain.stderr + no_ca.stderr
+
+    flower = live.flower
+    assert poll("Flower to answer", lambda: flower.get("/api/workers")[0] == 200, 60)
+    assert flower.get("/api/workers", auth=False)[0] == 401
+    assert flower.get("/api/tasks", auth=False)[0] == 401
+    workers = poll("Flower to list 2 detect, 1 embed and 1 writer worker", lambda: four_workers(flower), 60)
+    assert all(len(qs) == 1 and name.startswith(f"{next(iter(qs))}@") for name, qs in workers.items()), (
+        workers
+    )
+
+
+def four_workers(flower: Flower) -> dict[str, set[str]] | None:
+    found = flower.workers()
+    queues = sorted(q for qs in found.values() for q in qs)
+    return found if queues == ["detect", "detect", "embed", "writer"] else None
+
+
+def test_compose_live_redis_restarted_mid_run_over_tls(deployment: Deployment) -> None:
+    """From the host over rediss://; ``docker restart`` of the Redis container at chunk 8: the
+    dispatcher waits for it and the workers reconnect; the result is the embedded run's."""
+    live = deployment
+    phase = time.monotonic()
+    out = live.outputs / "run1"
+    client = live.client()
+    before = set(list_runs(client, PREFIX))
+    run = subprocess.Popen(
+        [sys.executable, "-m", "facepipe.app.cli", "run", str(live.video), *CLUSTER_FLAGS,
+         "--broker", live.broker, "--tls-ca-certs", str(live.ca), "--out", str(out)],
+        cwd=ROOT, env={**live.env, "FACEPIPE_VISIBILITY_TIMEOUT": str(VISIBILITY_TIMEOUT)},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        run_id = poll(
+            "run 1 to be created", lambda: next(iter(set(list_runs(client, PREFIX)) - before), None), 120
+        )
+        store = RunStore(client, PREFIX, run_id)
+        poll("run 1's first chunks", lambda: store.next_seq() >= 8, 120, 0.1)
+        restarted_at = store.next_seq()
+        restart = time.monotonic()
+        docker("restart", "-t", "10", live.container("redis"), timeout=120)
+        restart_s = time.monotonic() - restart
+        _, err = run.communicate(timeout=300)
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.wait()
+    assert run.returncode == 0, err[-3000:]
+    assert "lost the broker" in err and "is back after" in err, err[-3000:]
+    summary = assert_same_as_embedded(live, out)
+    assert restarted_at < summary["chunks"], (restarted_at, summary["chunks"])
+    live.run_ids["run1"] = run_id
+    live.timings["run 1 (host dispatcher, TLS, Redis restarted)"] = time.monotonic() - phase
+    live.report["redis_restart"] = {
+        "at_chunk": restarted_at,
+        "chunks": summary["chunks"],
+        "restart_s": round(restart_s, 1),
+    }
+    # The workers came back by themselves.
+    poll("Flower to list the four workers again", lambda: four_workers(live.flower), 90)
+    client.close()
+
+
+def test_compose_live_embed_container_killed_mid_run(deployment: Deployment) -> None:
+    """Through the cli service (TLS inside the compose network); the embed container is killed
+    while it holds a chunk it has not stored, and started again: the chunk comes back after the
+    visibility timeout, nothing is lost, and Flower shows every task of the run."""
+    live = deployment
+    phase = time.monotonic()
+    out2 = live.outputs / "run2"
+    client = live.client()
+    before = set(list_runs(client, PREFIX))
+    run2 = subprocess.Popen(
+        [*compose_cli(), "run", "--rm", "-T", "cli", "run", str(live.video), *CLUSTER_FLAGS,
+         "--out", str(out2)],
+        cwd=live.repo / "compose", env=live.cluster_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    try:
         run2_id = poll(
             "run 2 to be created", lambda: next(iter(set(list_runs(client, PREFIX)) - before), None), 120
         )
         store = RunStore(client, PREFIX, run2_id)
-        embed_container = docker(
-            "ps", "-q", "--filter", f"label=com.docker.compose.project={project}",
-            "--filter", "label=com.docker.compose.service=embed",
-        ).stdout.split()  # fmt: skip
-        assert len(embed_container) == 1, embed_container
-        embed_id = embed_container[0]
+        embed_id = live.container("embed")
         unacked_embed = client.register_script(UNACKED_EMBED)
 
         # Catch the embed worker holding a chunk it has not stored: pause its container
@@ -420,91 +553,89 @@ def test_compose_live_cluster_kill_restart_and_flower(shared_data: Path, tmp_pat
         redelivery_seconds = time.monotonic() - killed_at
         held_for = time.time() - held["delivered_at"]  # from its first delivery to its chunk applied
         out, err = run2.communicate(timeout=300)
-        assert run2.returncode == 0, f"{out[-2000:]}\n{err[-3000:]}"
-        timings["run 2 (cli service, embed killed)"] = time.monotonic() - phase
-        summary2, faces2 = read_run(out2)
-        assert (out2 / "faces.jsonl").read_bytes() == reference, "the run with a killed embed worker differs"
-        assert summary2["counts"] == ref_summary["counts"], summary2
-        assert not summary2["failed_chunks"] and summary2["frames_lost"] == 0, summary2
-        assert summary2["faces_embedded"] == len(faces2) == len(ref_faces), summary2
-        # The killed worker's chunk was delivered again, to the embed worker started again.
-        logs = docker("logs", embed_id)
-        embed_log = logs.stdout + logs.stderr  # both lives of the container
-        deliveries = embed_log.count(f"facepipe.embed[{held['task_id']}] received")
-        assert deliveries >= 2, embed_log[-3000:]
-        # Nothing but the redelivery (after the visibility timeout) could have completed it.
-        assert held_for >= VISIBILITY_TIMEOUT, held_for
-
-        tasks2 = poll("Flower to show every task of run 2 as SUCCESS", lambda: run_complete(run2_id), 60)
-        assert tasks2["facepipe.embed"][held["seq"]]["uuid"] == held["task_id"]
-        poll("Flower to list the restarted embed worker", four_workers, 60)
-
-        # ---- one writer: the engine refuses a second one --------------------------------
-        second = compose("up", "-d", "--no-deps", "--no-recreate", "--scale", "writer=2", "writer",
-                         capture_output=True, text=True, timeout=120)  # fmt: skip
-        assert second.returncode != 0, second.stderr
-        writers = docker("ps", "-aq", "--filter", f"label=com.docker.compose.project={project}",
-                         "--filter", "label=com.docker.compose.service=writer").stdout.split()  # fmt: skip
-        assert len(writers) == 1, (writers, second.stderr)
-
-        # ---- status, then down -v: nothing left ------------------------------------------
-        done = cluster("status", timeout=120)
-        assert done.returncode == 0, done.stderr
-        assert "4 nodes online" in done.stdout and run1_id in done.stdout and run2_id in done.stdout, (
-            done.stdout
-        )
-        client.close()
-
-        phase = time.monotonic()
-        done = cluster("down", "-v", timeout=300)
-        assert done.returncode == 0, done.stderr
-        stack_up = False
-        timings["cluster.sh down -v"] = time.monotonic() - phase
-        label = f"label=com.docker.compose.project={project}"
-        assert docker("ps", "-aq", "--filter", label).stdout.split() == []
-        assert docker("ps", "-aq", "--filter", f"name={project}").stdout.split() == []
-        assert docker("network", "ls", "-q", "--filter", label).stdout.split() == []
-        assert docker("network", "ls", "-q", "--filter", f"name={project}").stdout.split() == []
-        assert docker("volume", "ls", "-q", "--filter", label).stdout.split() == []
-        assert docker("volume", "ls", "-q", "--filter", f"name={project}").stdout.split() == []
-        assert processes_with(redis_password.encode()) == []
     finally:
-        for proc in (embedded, run2):
-            if proc is not None and proc.poll() is None:
-                proc.kill()
-                proc.wait()
-        if stack_up:
-            with contextlib.suppress(Exception):
-                cluster("down", "-v", timeout=300)
-        # Earlier builds' worker images go; the base, Redis and current worker images and
-        # the build stage's layers (the dependencies) stay as the cache of the next run.
-        with contextlib.suppress(Exception):
-            docker("image", "prune", "-f", "--filter", "label=org.facepipe.image=worker", check=False)
-        if engine_started:
-            subprocess.run(
-                ["bash", "scripts/docker-engine.sh", "stop"], cwd=ROOT, capture_output=True, timeout=180
-            )
-        shutil.rmtree(repo, ignore_errors=True)
+        if run2.poll() is None:
+            run2.kill()
+            run2.wait()
+    assert run2.returncode == 0, f"{out[-2000:]}\n{err[-3000:]}"
+    live.timings["run 2 (cli service, embed killed)"] = time.monotonic() - phase
+    assert_same_as_embedded(live, out2)
+    live.run_ids["run2"] = run2_id
+    # The killed worker's chunk was delivered again, to the embed worker started again.
+    logs = docker("logs", embed_id)
+    embed_log = logs.stdout + logs.stderr  # both lives of the container
+    deliveries = embed_log.count(f"facepipe.embed[{held['task_id']}] received")
+    assert deliveries >= 2, embed_log[-3000:]
+    # Nothing but the redelivery (after the visibility timeout) could have completed it.
+    assert held_for >= VISIBILITY_TIMEOUT, held_for
 
-    if engine_started:
-        assert not engine_answers(), "the engine this test started is still running"
-        assert processes_named("dockerd", "containerd", "containerd-shim", "docker-proxy") == []
-    assert processes_with(redis_password.encode()) == []
+    chunks = store.meta()["chunks"]
 
-    timings["total"] = time.monotonic() - started
+    def run_complete() -> dict[str, dict[int, dict]] | None:
+        found = live.flower.run_tasks(run2_id)
+        complete = all(
+            sorted(found[name]) == list(range(chunks))
+            and all(t["state"] == "SUCCESS" for t in found[name].values())
+            for name in TASKS
+        )
+        return found if complete else None
+
+    tasks2 = poll("Flower to show every task of run 2 as SUCCESS", run_complete, 60)
+    assert tasks2["facepipe.embed"][held["seq"]]["uuid"] == held["task_id"]
+    by_worker = {name: {t["worker"] for t in tasks2[name].values()} for name in TASKS}
+    assert len(by_worker["facepipe.detect"]) == 2, by_worker  # both detect containers worked
+    assert all(w.startswith("detect@") for w in by_worker["facepipe.detect"]), by_worker
+    assert [w.split("@")[0] for w in by_worker["facepipe.embed"]] == ["embed"], by_worker
+    assert [w.split("@")[0] for w in by_worker["facepipe.write"]] == ["writer"], by_worker
+    poll("Flower to list the restarted embed worker", lambda: four_workers(live.flower), 60)
+    client.close()
+    live.report["kill"] = {
+        "chunk": held["seq"],
+        "chunks": chunks,
+        "pause_tries": attempts,
+        "deliveries": deliveries,
+        "restarted_after_s": round(restart_seconds, 1),
+        "chunk_applied_after_s": round(redelivery_seconds, 1),
+        "first_delivery_to_applied_s": round(held_for, 1),
+        "visibility_timeout_s": VISIBILITY_TIMEOUT,
+    }
+
+
+def test_compose_live_one_writer_status_and_down_leaves_nothing(deployment: Deployment) -> None:
+    live = deployment
+    # ---- one writer: the engine refuses a second one --------------------------------
+    second = live.compose("up", "-d", "--no-deps", "--no-recreate", "--scale", "writer=2", "writer",
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert second.returncode != 0, second.stderr
+    writers = docker("ps", "-aq", "--filter", f"label=com.docker.compose.project={live.project}",
+                     "--filter", "label=com.docker.compose.service=writer").stdout.split()  # fmt: skip
+    assert len(writers) == 1, (writers, second.stderr)
+
+    # ---- status, then down -v: nothing left ------------------------------------------
+    done = live.cluster("status", timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "4 nodes online" in done.stdout, done.stdout
+    assert all(run_id in done.stdout for run_id in live.run_ids.values()), (live.run_ids, done.stdout)
+
+    phase = time.monotonic()
+    done = live.cluster("down", "-v", timeout=300)
+    assert done.returncode == 0, done.stderr
+    live.stack_up = False
+    live.timings["cluster.sh down -v"] = time.monotonic() - phase
+    label = f"label=com.docker.compose.project={live.project}"
+    assert docker("ps", "-aq", "--filter", label).stdout.split() == []
+    assert docker("ps", "-aq", "--filter", f"name={live.project}").stdout.split() == []
+    assert docker("network", "ls", "-q", "--filter", label).stdout.split() == []
+    assert docker("network", "ls", "-q", "--filter", f"name={live.project}").stdout.split() == []
+    assert docker("volume", "ls", "-q", "--filter", label).stdout.split() == []
+    assert docker("volume", "ls", "-q", "--filter", f"name={live.project}").stdout.split() == []
+    assert processes_with(live.redis_password.encode()) == []
+
+    live.timings["total"] = time.monotonic() - live.started
     report = {
-        "kill": {
-            "chunk": held["seq"],
-            "chunks": chunks,
-            "pause_tries": attempts,
-            "deliveries": deliveries,
-            "restarted_after_s": round(restart_seconds, 1),
-            "chunk_applied_after_s": round(redelivery_seconds, 1),
-            "first_delivery_to_applied_s": round(held_for, 1),
-            "visibility_timeout_s": VISIBILITY_TIMEOUT,
-        },
-        "faces": len(ref_faces),
-        "identities": ref_summary["identities"],
-        "timings_s": {k: round(v, 1) for k, v in timings.items()},
+        **live.report,
+        "faces": live.reference.count(b"\n"),
+        "identities": live.ref_summary["identities"],
+        "timings_s": {k: round(v, 1) for k, v in live.timings.items()},
     }
     print("compose_live:", json.dumps(report))

@@ -1,25 +1,33 @@
 """Writing output files so that a reader never sees half of one.
 
-Every output (``summary.json``, ``faces.jsonl``, the banks, the report) is written next to
-its final name and renamed into place: a crash, a full disk or a kill leaves the previous
-file or none, never a truncated one that looks complete.
+Every output (``summary.json``, ``faces.jsonl``, the banks, the report, the series' files) is
+written to a hidden temporary file in its folder (``.NAME.partial``), flushed to the disk, and
+renamed into place, and the folder's entry is flushed too: a crash, a full disk or a kill
+leaves the previous file or none, never a truncated one that looks complete. A file left by a
+kill between the write and the rename is hidden and named ``.partial``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import io
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
 
+def _partial(target: Path) -> Path:
+    return target.with_name(f".{target.name}.partial")
+
+
 @contextlib.contextmanager
-def replacing(target: Path, suffix: str = ".partial") -> Iterator[Path]:
+def replacing(target: Path) -> Iterator[Path]:
     """A temporary path beside ``target`` to write; renamed onto ``target`` when the block ends
-    well, removed when it raises."""
-    partial = target.with_name(target.name + suffix)
+    well (and the folder's entry flushed), removed when it raises."""
+    partial = _partial(target)
     try:
         yield partial
         partial.replace(target)
@@ -27,19 +35,44 @@ def replacing(target: Path, suffix: str = ".partial") -> Iterator[Path]:
         with contextlib.suppress(OSError):
             partial.unlink()
         raise
+    _sync_folder(target.parent)
 
 
-def write_atomically(target: Path, data: bytes) -> Path:
-    """Write ``data`` to ``target`` through a temporary file in the same folder, then rename."""
+def write_with(target: Path, write: Callable[[BinaryIO], object]) -> Path:
+    """``write(file)`` into a temporary file beside ``target``, flushed, then renamed to it."""
     with replacing(target) as partial, open(partial, "wb") as fh:
-        fh.write(data)
+        write(fh)
         fh.flush()
         os.fsync(fh.fileno())
     return target
 
 
+def write_atomically(target: Path, data: bytes) -> Path:
+    """Write ``data`` to ``target`` through a temporary file in the same folder, then rename."""
+    return write_with(target, lambda fh: fh.write(data))
+
+
 def save_npz(target: Path, arrays: dict[str, np.ndarray]) -> Path:
     """``np.savez_compressed`` (no pickles) to ``target``, through a temporary file and a rename."""
-    with replacing(target, ".partial.npz") as partial:  # savez adds .npz to a name without it
-        np.savez_compressed(partial, **arrays)
-    return target
+    return write_with(target, lambda fh: np.savez_compressed(fh, **arrays))
+
+
+def text_file(write: Callable[[io.StringIO], object]) -> bytes:
+    """What ``write`` writes to a text stream, as UTF-8 bytes (for :func:`write_atomically`)."""
+    buffer = io.StringIO(newline="")
+    write(buffer)
+    return buffer.getvalue().encode("utf-8")
+
+
+def _sync_folder(folder: Path) -> None:
+    """Make the rename itself durable (a power cut after it keeps the new file)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

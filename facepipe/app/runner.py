@@ -297,9 +297,16 @@ def follow_runs(
             for shipper in shippers:
                 shipper.stopping.set()
                 shipper.join(timeout=10)
-    except BaseException:
+    except BaseException as exc:
         for lease in leases or ():  # a run left behind by an error has no dispatcher: resumable now
             lease.release()
+        if broker is not None and isinstance(exc, KeyboardInterrupt):
+            ids = " ".join(run.store.run_id for run in runs)
+            print(
+                f"facepipe: the workers carry on with run {ids}; 'facepipe resume {ids} --broker URL' "
+                "follows it again and writes its outputs",
+                file=sys.stderr,
+            )
         raise
     for run, lease in zip(runs, leases or [None] * len(runs), strict=True):
         run.lease = lease  # released once its outputs are written

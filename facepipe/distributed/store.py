@@ -186,7 +186,7 @@ def ping(client: redis.Redis, url: str) -> None:
         hint = "is Redis running there? omit --broker to use the embedded one"
         if url.startswith("rediss://") and ("SSL" in str(exc) or "certificate" in str(exc)):
             hint = "is FACEPIPE_TLS_CA_CERTS (--tls-ca-certs) the CA that signed the server's certificate?"
-        elif url.startswith("redis://") and "Connection reset" in str(exc):
+        elif url.startswith("redis://") and ("reset" in str(exc) or "closed by server" in str(exc)):
             hint = "does the server speak TLS? then use rediss://"
         raise FacepipeError(f"cannot reach broker {shown}: {exc} ({hint})") from None
 
