@@ -102,7 +102,9 @@ def is_full(exc: BaseException) -> bool:
     """Whether ``exc`` (or what caused it) is Redis refusing a write for want of memory."""
     seen = 0
     while exc is not None and seen < 8:
-        if isinstance(exc, (BrokerFull, redis.exceptions.OutOfMemoryError)) or str(exc).startswith("OOM "):
+        if isinstance(exc, (BrokerFull, redis.exceptions.OutOfMemoryError)) or (
+            isinstance(exc, redis.ResponseError) and str(exc).startswith("OOM ")
+        ):
             return True
         exc, seen = exc.__cause__ or exc.__context__, seen + 1  # type: ignore[assignment]
     return False
@@ -214,8 +216,12 @@ class BrokerMemory:
 
 
 def broker_memory(client: redis.Redis) -> BrokerMemory:
-    """Read-only (works on a full broker too)."""
-    info = client.info("memory")
+    """Read-only (works on a full broker too). A server that does not let us read ``INFO`` (an
+    ACL) reads as one without a limit."""
+    try:
+        info = client.info("memory")
+    except redis.ResponseError:
+        return BrokerMemory(used=0, limit=0, policy="", refused=0)
     try:
         errors = client.info("errorstats")
     except redis.ResponseError:  # a server without INFO errorstats (before Redis 6.2)
@@ -644,7 +650,8 @@ def run_sizes(client: redis.Redis, prefix: str, batch: int = 500) -> dict[str, R
         with client.pipeline(transaction=False) as pipe:
             for key in keys:
                 pipe.memory_usage(key)
-            used = pipe.execute()
+            used = pipe.execute(raise_on_error=False)  # (MEMORY USAGE may be denied: 0)
+        used = [0 if isinstance(size, Exception) else size for size in used]
         for key, size in zip(keys, used, strict=True):
             run_id = key[start:].split(b":", 1)[0].decode(errors="replace")
             entry = sizes.setdefault(run_id, RunSize())
