@@ -159,8 +159,14 @@ class StageTask(Task):
             nudge = WriteMessage(run_id=message.run_id, prefix=message.prefix, chunk=message.chunk)
             self.hand_on(WRITE, nudge)
             return ALREADY_STORED
-        if self.waits_for_room:
-            _room(self.app.conf.broker_url).wait(lambda memory: self._say_full(run, memory))
+        waited = self.waits_for_room and _room(self.app.conf.broker_url).wait(
+            lambda m: self._say_full(run, m)
+        )
+        if waited and not run.store.exists():  # deleted to make room while we waited
+            log.warning(
+                "run %s was deleted while chunk %d waited for room; dropped", run.store.run_id, message.seq
+            )
+            return f"{REJECTED}: run deleted"
         try:
             # The tracer has pushed this delivery's request already (Task.__call__ would
             # push a second, emptier one), so call the stage's function directly.

@@ -31,6 +31,11 @@ examples:
   facepipe run clip.mp4                          # embedded server + local workers, nothing to start
   facepipe run clip.mp4 --frame-step 3 --out out/clip --save-images
   facepipe run /shared/ep1.mp4 --broker redis://queue-host:6379/0   # use running workers
+  facepipe run /shared/ep1.mp4 --broker rediss://:PW@queue-host:6379/0 --tls-ca-certs ca.crt  # over TLS
+
+With --broker a run outlives this command: it rides out a broker restart (up to
+--stall-timeout), and if this command dies, 'facepipe runs' shows the run as orphaned and
+'facepipe resume RUN_ID' finishes it. A finished run's faces stay in Redis --keep-hours.
 
 Every flag can also be set as an environment variable FACEPIPE_<FLAG> (e.g.
 FACEPIPE_SIM_THRESH=0.3); flags win over the environment.

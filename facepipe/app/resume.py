@@ -71,7 +71,7 @@ def resume_runs(settings: Settings, run_ids: list[str]) -> int:
         )
     send = dispatcher_fault_hook(CelerySender(broker, tls_ca_certs=settings.tls_ca_certs))
     show = settings.progress and sys.stderr.isatty()
-    follow_runs(runs, settings, send, show, broker=broker)
+    follow_runs(runs, settings, send, show, broker=broker, resumed=True)
     created = min(float(meta.get("created") or time.time()) for meta in metas)
     return finish(runs, episodes, out, prior, time.time() - created, settings.keep_hours)
 

@@ -250,12 +250,14 @@ def follow_runs(
     show: bool,
     check_workers: Callable[[], None] | None = None,
     broker: str | None = None,
+    resumed: bool = False,
 ) -> None:
     """Queue the runs' chunks still to send, interleaved (or ship their frames from threads), and
     follow them all to the end.
 
     With a ``broker`` (not the embedded default) the command holds each run's lease while it
-    follows it, and rides out broker outages for up to ``--stall-timeout``."""
+    follows it, and rides out broker outages for up to ``--stall-timeout``; ``resumed`` runs
+    get a nudge to their writer first."""
     patience = leases = None
     if broker is not None:
         ids = " ".join(run.store.run_id for run in runs)
@@ -269,9 +271,9 @@ def follow_runs(
         [FrameShipper(run, settings, send, patience=patience) for run in runs] if settings.ship_frames else []
     )
     try:
-        if broker is not None:  # a resumed run whose last nudge was lost would wait for one
+        if resumed and patience is not None:  # a resumed run whose last nudge was lost would wait for one
             for run in runs:
-                patience.call(lambda run=run: nudge_writer(run, send))  # type: ignore[union-attr]
+                patience.call(lambda run=run: nudge_writer(run, send))
         if not shippers:
             send_chunks(runs, send, patience)
 
