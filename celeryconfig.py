@@ -48,7 +48,7 @@ broker_transport_options = {
     # workers help with detection only when there is nothing to embed.
     "queue_order_strategy": "priority",
     # (health_check_interval and socket_keepalive stay kombu's: set to 10 s and on, an embed
-    # worker killed and restarted lost its message in 3 of 6 runs of tests/test_faults.py's
+    # worker killed and restarted lost its message in 3 of 5 runs of tests/test_faults.py's
     # kill test, against 0 of 9 without them.)
 }
 
