@@ -219,6 +219,27 @@ def test_a_killed_dispatcher_is_resumed_to_the_same_outputs(
     assert processes_with(f"FACEPIPE_TEST_TAG={killed.tag}".encode()) == []  # type: ignore[attr-defined]
 
 
+def test_a_killed_season_dispatcher_is_resumed_season_and_all(
+    fleet: Fleet, clean: dict, video: Path, tmp_path: Path
+) -> None:
+    """A season of two episodes (the clip twice), its dispatcher killed after 10 chunks: resuming
+    either run resumes both, writes each episode's outputs and the series pass."""
+    client = fleet.client()
+    before = set(list_runs(client, PREFIX))
+    out = tmp_path / "season"
+    args = ["run", str(video), str(video), *FLAGS, "--no-progress", "--broker", fleet.url, "--out", str(out)]
+    killed = facepipe(*args, env={"FACEPIPE_FAULT_INJECT": "dispatch:10"}, timeout=120)
+    assert killed.returncode == -9, killed.stderr
+    runs = sorted(set(list_runs(client, PREFIX)) - before)
+    assert len(runs) == 2, runs
+    resumed = facepipe("resume", runs[-1], "--broker", fleet.url, "--no-progress", timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "episode 1/2" in resumed.stderr and "episode 2/2" in resumed.stderr, resumed.stderr
+    for name in (video.stem, f"{video.stem}-2"):
+        assert (out / name / "faces.jsonl").read_bytes() == clean["faces"], name
+    assert (out / "series" / "summary.json").is_file() and (out / "series" / "bank.npz").is_file()
+
+
 def test_an_outage_longer_than_the_stall_timeout_says_how_to_resume(
     fleet: Fleet, clean: dict, video: Path, tmp_path: Path
 ) -> None:

@@ -10,7 +10,6 @@ kill between the write and the rename is hidden and named ``.partial``.
 from __future__ import annotations
 
 import contextlib
-import io
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -55,13 +54,6 @@ def write_atomically(target: Path, data: bytes) -> Path:
 def save_npz(target: Path, arrays: dict[str, np.ndarray]) -> Path:
     """``np.savez_compressed`` (no pickles) to ``target``, through a temporary file and a rename."""
     return write_with(target, lambda fh: np.savez_compressed(fh, **arrays))
-
-
-def text_file(write: Callable[[io.StringIO], object]) -> bytes:
-    """What ``write`` writes to a text stream, as UTF-8 bytes (for :func:`write_atomically`)."""
-    buffer = io.StringIO(newline="")
-    write(buffer)
-    return buffer.getvalue().encode("utf-8")
 
 
 def _sync_folder(folder: Path) -> None:
