@@ -2,6 +2,7 @@
 
 * :mod:`~facepipe.app.cli`: the ``facepipe`` command line (flags from the settings);
 * :mod:`~facepipe.app.runner`: ``facepipe run``: validate, dispatch, follow, write outputs;
+* :mod:`~facepipe.app.resume`: ``facepipe resume RUN_ID``: finish a run whose dispatcher is gone;
 * :mod:`~facepipe.app.process`: :func:`process_video`, one video in this process, no Celery;
 * :mod:`~facepipe.app.episodes`: several videos as a season, and where each one's outputs go;
 * :mod:`~facepipe.app.admin`: ``status``, ``runs``, ``delete``, ``report RUN_ID`` on a broker;

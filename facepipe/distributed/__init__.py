@@ -5,10 +5,12 @@
 * :mod:`~facepipe.distributed.messages`: the three task messages;
 * :mod:`~facepipe.distributed.bridge`: the one module that imports Celery (the app, the
   sender, the worker command);
-* :mod:`~facepipe.distributed.store`: the run's Redis keys, their one layout;
+* :mod:`~facepipe.distributed.store`: the run's Redis keys, their one layout; retention, the
+  dispatcher's lease, the broker's memory;
 * :mod:`~facepipe.distributed.writer`: the writer's ordered, exactly-once commits, and the
   final pass over what it persisted;
-* :mod:`~facepipe.distributed.dispatch`: record a run, send its chunks, follow it;
+* :mod:`~facepipe.distributed.dispatch`: record a run, send its chunks, follow it (riding out a
+  broker outage or a full broker), and what a resumed run sends again;
 * :mod:`~facepipe.distributed.embedded`: the embedded default's private server and workers.
 
 May import: the base, :mod:`facepipe.media`, :mod:`facepipe.inference` and
