@@ -525,6 +525,7 @@ def test_compose_live_embed_container_killed_mid_run(deployment: Deployment) -> 
                 continue
             attempts += 1
             docker("pause", embed_id)
+            time.sleep(0.5)  # what the worker had already sent (a chunk's store) reaches Redis first
             for tag in tags:
                 raw = client.hget("unacked", tag)
                 if raw is None:

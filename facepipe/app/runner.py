@@ -17,6 +17,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from facepipe.app.banks import read_series_bank
 from facepipe.app.episodes import SERIES_DIR, Episode, plan_episodes
@@ -34,6 +35,7 @@ from facepipe.distributed.dispatch import (
     follow,
     new_run_id,
     nudge_writer,
+    pending_chunks,
     send_chunks,
 )
 from facepipe.distributed.embedded import EmbeddedCluster, ort_threads_per_process, size_workers
@@ -55,6 +57,8 @@ log = logging.getLogger(__name__)
 #: GOPs (the later parts decode the GOP's start again) rather than leave processes waiting;
 #: measured on the shared clips (bench/README.md, "Decoding twice or waiting")
 SPLIT_CHUNKS_PER_PROCESS = 2
+
+T = TypeVar("T")
 
 
 def run_videos(videos: list[str], settings: Settings) -> int:
@@ -283,6 +287,15 @@ def follow_runs(
             for shipper in shippers:
                 shipper.check()
 
+        def resend() -> int:
+            for run in runs:
+                run.to_send = pending_chunks(run.store)
+            count = sum(len(run.to_send) for run in runs)
+            send_chunks(runs, send, patience)
+            for run in runs:
+                nudge_writer(run, send)
+            return count
+
         for shipper in shippers:
             shipper.start()
         try:
@@ -294,6 +307,7 @@ def follow_runs(
                 patience=patience,
                 leases=leases or (),
                 broker=broker,
+                resend=resend if broker is not None and not shippers else None,
             )
         finally:
             for shipper in shippers:
@@ -312,6 +326,7 @@ def follow_runs(
         raise
     for run, lease in zip(runs, leases or [None] * len(runs), strict=True):
         run.lease = lease  # released once its outputs are written
+        run.patience = patience  # the outputs are read from Redis too
 
 
 def finish(
@@ -335,6 +350,10 @@ def finish(
                 run.lease.release()
 
 
+def _now(fn: Callable[[], T]) -> T:
+    return fn()
+
+
 def _finish(
     runs: list[PlannedRun],
     episodes: list[Episode],
@@ -347,10 +366,13 @@ def _finish(
     for run, episode in zip(runs, episodes, strict=True):
         params = run.params
         video = {"frame_count": params.frame_count}
+        call = run.patience.call if run.patience is not None else _now
         try:
             if run.lease is not None:
-                run.lease.renew()  # a long season's outputs take a while; the run is still followed
-            summary, final = finish_run(run.store, episode.out, elapsed_s, keep_hours)
+                call(run.lease.renew)  # a long season's outputs take a while; the run is still followed
+            summary, final = call(
+                lambda run=run, episode=episode: finish_run(run.store, episode.out, elapsed_s, keep_hours)
+            )
         except (FacepipeError, OSError, ValueError) as exc:
             if len(episodes) == 1 and prior is None:
                 raise

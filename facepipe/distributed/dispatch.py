@@ -64,6 +64,9 @@ T = TypeVar("T")
 #: writer and the queued messages. Measured on the shared clips (compose/README.md, "How much
 #: memory Redis needs"); used to refuse a run that cannot fit before it starts.
 BYTES_PER_SAMPLED_FRAME = 12_000
+#: seconds without progress after a broker outage before the dispatcher sends again the chunks
+#: whose messages the broker may have lost (see :func:`follow`)
+RESEND_AFTER_S = 20.0
 
 
 def new_run_id() -> str:
@@ -83,6 +86,9 @@ class PlannedRun:
     to_send: list[Chunk] = field(default_factory=list)
     #: the dispatcher's claim on the run while it follows it (with a broker)
     lease: Lease | None = None
+    #: how the dispatcher waits out a broker outage (with a broker): while it follows the run,
+    #: and while it writes the run's outputs from Redis
+    patience: BrokerPatience | None = None
 
 
 def create_run(
@@ -169,6 +175,8 @@ class BrokerPatience:
         self.bar: tqdm | None = None
         self.down_since: float | None = None
         self.outages = 0
+        #: when the last outage ended (monotonic; 0 before any)
+        self.back_at = 0.0
         self._delay = 0.25
         self._desc = ""
 
@@ -189,7 +197,7 @@ class BrokerPatience:
         if self.down_since is None:
             self.down_since, self._delay = now, 0.25
             self.outages += 1
-            self._say(f"facepipe: lost the broker {self.shown} ({_reason(exc)}); waiting for it")
+            self.say(f"facepipe: lost the broker {self.shown} ({_reason(exc)}); waiting for it")
             if self.bar is not None:
                 self._desc = self.bar.desc
         waited = now - self.down_since
@@ -208,13 +216,15 @@ class BrokerPatience:
     def _back(self) -> None:
         if self.down_since is None:
             return
-        waited = time.monotonic() - self.down_since
+        self.back_at = time.monotonic()
+        waited = self.back_at - self.down_since
         self.down_since = None
         if self.bar is not None:
             self.bar.set_description_str(self._desc, refresh=False)
-        self._say(f"facepipe: the broker {self.shown} is back after {waited:.1f} s; carrying on")
+        self.say(f"facepipe: the broker {self.shown} is back after {waited:.1f} s; carrying on")
 
-    def _say(self, text: str) -> None:
+    def say(self, text: str) -> None:
+        """A line for the user, above the progress bar when there is one."""
         if self.bar is not None:
             self.bar.write(text, file=sys.stderr)
         else:
@@ -322,9 +332,15 @@ def follow(
     patience: BrokerPatience | None = None,
     leases: Sequence[Lease] = (),
     broker: str | None = None,
+    resend: Callable[[], int] | None = None,
 ) -> None:
     """Block until every chunk of every run is applied, with one progress bar for them all;
     raise a clear error if the runs stall.
+
+    ``resend`` sends again the chunks neither stored nor applied (returns how many): called
+    once after a broker outage when nothing has progressed for :data:`RESEND_AFTER_S` since,
+    because a worker that took a message just as the connection dropped can lose it (Celery's
+    Redis transport records a delivery after taking it from the queue).
 
     ``check_alive`` (embedded mode) raises if a worker the command started has died.
     ``patience`` rides out broker outages (counted against ``stall_timeout``); every
@@ -349,6 +365,7 @@ def follow(
     if memory is not None:
         call(memory.start)
     next_renewal, next_look = time.monotonic() + RENEW_S, time.monotonic()
+    outages_handled = patience.outages if patience is not None else 0
     try:
         while True:
             state, counters = call(lambda: _poll(runs), since=last_change)
@@ -372,6 +389,19 @@ def follow(
                 if memory is not None and memory.full:
                     raise BrokerFull(memory.message(runs))
                 raise FacepipeError(_stalled(runs, state, stall_timeout))
+            elif (
+                resend is not None
+                and patience is not None
+                and patience.outages > outages_handled
+                and patience.down_since is None
+                and now - max(last_change, patience.back_at) > RESEND_AFTER_S
+            ):
+                outages_handled = patience.outages
+                count = call(resend, since=last_change)
+                patience.say(
+                    f"facepipe: nothing moved for {RESEND_AFTER_S:.0f} s after the broker came back: sent "
+                    f"{count} chunks again whose messages it may have lost (a second copy does nothing)"
+                )
             if now >= next_renewal:
                 for lease in leases:
                     call(lease.renew, since=last_change)
