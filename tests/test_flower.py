@@ -27,7 +27,7 @@ from typing import Any
 import pytest
 
 from facepipe.distributed.embedded import EmbeddedServer, EmbeddedWorkers
-from facepipe.distributed.stages import QUEUES
+from facepipe.distributed.stages import QUEUES, STAGES
 from tests.helpers import ROOT, facepipe, read_run
 
 USER, PASSWORD = "user", "pw"
@@ -118,7 +118,13 @@ def stack(tmp_path: Path) -> Iterator[tuple[EmbeddedServer, EmbeddedWorkers, Flo
     flower: Flower | None = None
     try:
         server.start()
-        workers.start({"detect": 1, "embed": 1, "writer": 1}, {"FACEPIPE_ORT_THREADS": "1"})
+        # One worker per queue, each loading only its own stage's model, as fleet workers started
+        # with ``celery worker -Q detect`` (or embed, writer) do: every chunk then shows all three
+        # tasks in Flower. (The embedded default's model workers also embed what they detect,
+        # and send no embed task; tests/test_distributed.py runs that shape.)
+        for stage in STAGES:
+            env = {"FACEPIPE_ORT_THREADS": "1", "FACEPIPE_PRELOAD": stage.model or ""}
+            workers.start_one(stage.queue, stage.queue, 1, env)
         flower = Flower(server.tcp_url, tmp_path / "flower.log")
         yield server, workers, flower
     finally:
@@ -158,8 +164,7 @@ def test_flower_shows_workers_tasks_and_queues(stack, t1_video: Path, tmp_path: 
         return found if {q for qs in found.values() for q in qs} >= set(QUEUES) else None
 
     queues_by_worker = poll("workers consuming detect, embed and writer", consuming, deadline, flower)
-    # The embedded default's embed worker also serves the detect queue when it has nothing to embed.
-    assert sorted(queues_by_worker.values(), key=sorted) == [{"detect"}, {"detect", "embed"}, {"writer"}]
+    assert sorted(queues_by_worker.values(), key=sorted) == [{"detect"}, {"embed"}, {"writer"}]
     for queue in QUEUES:
         assert f"{queue}-flower@{socket.gethostname()}" in queues_by_worker
 
@@ -205,8 +210,8 @@ def test_flower_shows_workers_tasks_and_queues(stack, t1_video: Path, tmp_path: 
             assert args, task["args"]
             assert args.group(1) == run_id
             seqs.add(int(args.group(2)))
-            workers = {"facepipe.detect": ("detect-", "embed-"), "facepipe.embed": "embed-"}
-            assert task["worker"].startswith(workers.get(name, "writer-"))
+            queue = {"facepipe.detect": "detect-", "facepipe.embed": "embed-"}.get(name, "writer-")
+            assert task["worker"].startswith(queue), (name, task["worker"])
         assert seqs == set(range(len(tasks))), (name, sorted(seqs))
 
     # Flower's broker view: the three queues, drained after the run.
