@@ -43,6 +43,11 @@ broker_transport_options = {
     # Look for such abandoned messages every few seconds (kombu's default is ~100 s).
     "unacked_restore_interval": _settings.restore_interval,
     "unacked_restore_throttle": 1,
+    # A scan holds a lock in Redis ("unacked_mutex") for milliseconds; a worker killed during
+    # one (or cut off by a broker restart) leaves it behind until it expires, and meanwhile no
+    # worker redelivers anything. kombu's default expiry is 5 minutes; 10 s bounds that stall.
+    # Two scans that overlap after an expiry are harmless: each restore is a WATCH transaction.
+    "unacked_mutex_expire": 10,
     # A worker consuming several queues (-Q embed,detect) takes from the first non-empty one
     # in the order given, instead of kombu's default round robin: the embedded default's embed
     # workers help with detection only when there is nothing to embed.

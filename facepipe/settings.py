@@ -378,6 +378,14 @@ class Settings(
         "dispatcher waits for the broker that long)",
         gt=0,
     )
+    resend_after: float = setting(
+        60.0,
+        "workers and broker",
+        "with --broker: when no chunk completes for this many seconds, send again the chunk the "
+        "writer waits for, in case its message was lost (Celery's Redis transport can lose one "
+        "that a worker took just as it was killed); a second copy does nothing (0 = never)",
+        ge=0,
+    )
     keep_hours: float = setting(
         24.0,
         "workers and broker",

@@ -224,6 +224,39 @@ def test_chunks_a_restarted_broker_came_back_without_are_sent_again(
     assert fleet.workers_alive()
 
 
+def test_a_message_a_killed_worker_took_is_sent_again_when_the_run_stops_moving(
+    fleet: Fleet, clean: dict, video: Path, tmp_path: Path
+) -> None:
+    """Celery's Redis transport takes a message from its queue before it records the delivery:
+    a worker killed in between loses it, and no visibility timeout brings it back. Here the
+    oldest queued embed message vanishes as it would; once nothing moves for --resend-after,
+    the dispatcher sends the chunk the writer waits for again, and the run ends with the clean
+    run's faces (the detect and embed of that chunk simply run again)."""
+    client = fleet.client()
+    before = set(list_runs(client, PREFIX))
+    embed = fleet.workers.procs["embed"].pid
+    proc = start(*run_args(video, fleet, tmp_path / "out", "--resend-after", "3"))
+    try:
+        store = new_run(client, before)
+        wait_for("the first chunks", lambda: store.next_seq() >= 2)
+        os.killpg(embed, signal.SIGSTOP)  # the embed queue fills meanwhile
+        try:
+            wait_for("a queued embed message", lambda: client.llen("embed") > 0)
+            taken = client.rpop("embed")  # the next one a worker would take; it dies with it
+        finally:
+            os.killpg(embed, signal.SIGCONT)
+        _, err = proc.communicate(timeout=180)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err
+    assert taken is not None and "sent again the 1 chunk(s) the writer waits for" in err, err
+    assert (tmp_path / "out" / "faces.jsonl").read_bytes() == clean["faces"]
+    assert store.sent() == clean["chunks"]  # sending one chunk again does not unsend the rest
+    assert fleet.workers_alive()
+
+
 def test_a_killed_dispatcher_is_resumed_to_the_same_outputs(
     fleet: Fleet, clean: dict, video: Path, tmp_path: Path
 ) -> None:

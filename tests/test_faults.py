@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import celeryconfig
 from facepipe.distributed.bridge import CelerySender
 from facepipe.distributed.embedded import EmbeddedServer
 from facepipe.distributed.messages import EmbedMessage, TaskMessage, WriteMessage
@@ -108,6 +109,33 @@ def test_sigkill_after_n_chunks_then_restart(cluster: Cluster, clean: dict, vide
     table = identity_table(cluster.run(video, SETTINGS, on_tick=tick))
     assert events, "the run finished before the kill point"
     print(f"\n{events[0]}, restarted: {describe(table)}")
+    assert table == clean
+
+
+def test_a_worker_killed_mid_scan_holds_up_redelivery_for_seconds(
+    cluster: Cluster, clean: dict, video: Path
+) -> None:
+    """Workers scan for abandoned messages under a lock in Redis (kombu's ``unacked_mutex``);
+    one killed mid-scan leaves the lock until it expires, and until then nothing is
+    redelivered. Here the embed worker dies holding a chunk while such a lock is left, set
+    as a scanning worker sets it: with kombu's 5-minute expiry the run would stall past its
+    deadline (120 s); with ours it finishes, and the same."""
+    expire = celeryconfig.broker_transport_options["unacked_mutex_expire"]
+    assert expire <= 30
+    cluster.start_all()
+    events: list[str] = []
+
+    def tick(store: RunStore) -> None:
+        if not events and store.next_seq() >= 4:
+            cluster.client.set("unacked_mutex", "a-scanner-killed-mid-scan", ex=expire)
+            cluster.workers.kill("embed", signal.SIGKILL)
+            events.append(f"lock left, SIGKILL embed at chunk {store.next_seq()}")
+            cluster.workers.restart("embed")
+
+    started = time.monotonic()
+    table = identity_table(cluster.run(video, SETTINGS, on_tick=tick))
+    assert events, "the run finished before the kill point"
+    print(f"\n{events[0]}; finished after {time.monotonic() - started:.0f} s: {describe(table)}")
     assert table == clean
 
 

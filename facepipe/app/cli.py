@@ -126,7 +126,9 @@ def build_parser() -> argparse.ArgumentParser:
         "with its whole season, series pass included. A finished run gets its outputs written again.",
     )
     resume.add_argument("run_ids", nargs="+", metavar="RUN_ID", help="run id(s) (see 'facepipe runs')")
-    _add_settings_flags(resume, [*BROKER_FLAGS, "out", "stall_timeout", "keep_hours", "progress", "debug"])
+    _add_settings_flags(
+        resume, [*BROKER_FLAGS, "out", "stall_timeout", "resend_after", "keep_hours", "progress", "debug"]
+    )
 
     report = sub.add_parser(
         "report",

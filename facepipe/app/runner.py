@@ -37,6 +37,7 @@ from facepipe.distributed.dispatch import (
     nudge_writer,
     pending_chunks,
     send_chunks,
+    waiting_chunk,
 )
 from facepipe.distributed.embedded import EmbeddedCluster, ort_threads_per_process, size_workers
 from facepipe.distributed.messages import TaskMessage
@@ -287,9 +288,10 @@ def follow_runs(
             for shipper in shippers:
                 shipper.check()
 
-        def resend() -> int:
+        def resend(everything: bool) -> int:
             for run in runs:
-                run.to_send = pending_chunks(run.store)
+                waiting = waiting_chunk(run.store)
+                run.to_send = pending_chunks(run.store) if everything else [waiting] if waiting else []
             count = sum(len(run.to_send) for run in runs)
             send_chunks(runs, send, patience)
             for run in runs:
@@ -308,6 +310,7 @@ def follow_runs(
                 leases=leases or (),
                 broker=broker,
                 resend=resend if broker is not None and not shippers else None,
+                resend_after=settings.resend_after,
             )
         finally:
             for shipper in shippers:

@@ -129,6 +129,14 @@ def pending_chunks(store: RunStore) -> list[Chunk]:
     return [chunk for chunk in store.plan() if chunk.seq >= applied and chunk.seq not in stored]
 
 
+def waiting_chunk(store: RunStore) -> Chunk | None:
+    """The chunk the writer waits for, when its result is not stored either: the one to send
+    again when a run stops moving (its message may be lost)."""
+    seq = store.next_seq()
+    plan = store.plan()
+    return plan[seq] if seq < len(plan) and not store.is_stored(seq) else None
+
+
 def nudge_writer(run: PlannedRun, send: Send) -> None:
     """Have the writer apply whatever is stored and next in line (a resumed run whose last
     nudge was lost would otherwise wait for one)."""
@@ -229,6 +237,10 @@ class BrokerPatience:
             self.bar.write(text, file=sys.stderr)
         else:
             print(text, file=sys.stderr, flush=True)
+
+
+def _say_above(bar: tqdm) -> Callable[[str], None]:
+    return lambda text: bar.write(text, file=sys.stderr)
 
 
 def _reason(exc: BaseException) -> str:
@@ -332,15 +344,18 @@ def follow(
     patience: BrokerPatience | None = None,
     leases: Sequence[Lease] = (),
     broker: str | None = None,
-    resend: Callable[[], int] | None = None,
+    resend: Callable[[bool], int] | None = None,
+    resend_after: float = 0.0,
 ) -> None:
     """Block until every chunk of every run is applied, with one progress bar for them all;
     raise a clear error if the runs stall.
 
-    ``resend`` sends again the chunks neither stored nor applied (returns how many): called
-    once after a broker outage when nothing has progressed for :data:`RESEND_AFTER_S` since,
-    because a worker that took a message just as the connection dropped can lose it (Celery's
-    Redis transport records a delivery after taking it from the queue).
+    ``resend(everything)`` sends chunks again and nudges the writers (returns how many chunks),
+    because a worker that took a message just as its connection dropped, or just as it was
+    killed, can lose it (Celery's Redis transport records a delivery after taking it from the
+    queue): every chunk neither stored nor applied, once after a broker outage when nothing has
+    progressed for :data:`RESEND_AFTER_S` since; only the chunk each writer waits for, once
+    whenever nothing has progressed for ``resend_after`` seconds (0: never).
 
     ``check_alive`` (embedded mode) raises if a worker the command started has died.
     ``patience`` rides out broker outages (counted against ``stall_timeout``); every
@@ -366,6 +381,7 @@ def follow(
         call(memory.start)
     next_renewal, next_look = time.monotonic() + RENEW_S, time.monotonic()
     outages_handled = patience.outages if patience is not None else 0
+    resent_since: float | None = None  # the stall (its last change) already answered with a resend
     try:
         while True:
             state, counters = call(lambda: _poll(runs), since=last_change)
@@ -397,11 +413,25 @@ def follow(
                 and now - max(last_change, patience.back_at) > RESEND_AFTER_S
             ):
                 outages_handled = patience.outages
-                count = call(resend, since=last_change)
+                count = call(lambda: resend(True), since=last_change)
                 patience.say(
                     f"facepipe: nothing moved for {RESEND_AFTER_S:.0f} s after the broker came back: sent "
                     f"{count} chunks again whose messages it may have lost (a second copy does nothing)"
                 )
+            elif (
+                resend is not None
+                and resend_after > 0
+                and now - last_change > resend_after
+                and resent_since != last_change
+            ):
+                resent_since = last_change
+                count = call(lambda: resend(False), since=last_change)
+                if count:
+                    (patience.say if patience is not None else _say_above(bar))(
+                        f"facepipe: no chunk completed for {resend_after:.0f} s: sent again the "
+                        f"{count} chunk(s) the writer waits for, in case a message was lost "
+                        "(a second copy does nothing; --resend-after)"
+                    )
             if now >= next_renewal:
                 for lease in leases:
                     call(lease.renew, since=last_change)

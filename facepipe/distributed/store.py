@@ -79,6 +79,11 @@ RETRY_CAP_S = 5.0
 #: (:class:`RoomGuard`) instead of refusing Celery a write, which kills the worker and loses the
 #: message it had just taken
 RESERVE_SHARE = 0.1
+#: SET KEYS[1] to ARGV[1] unless it already holds a larger number (one round trip, atomic)
+_RAISE_TO = """
+local now = tonumber(redis.call('GET', KEYS[1]) or '-1')
+if tonumber(ARGV[1]) > now then redis.call('SET', KEYS[1], ARGV[1]) end
+"""
 
 
 class UnknownRun(FacepipeError):
@@ -437,8 +442,9 @@ class RunStore:
         return [] if raw is None else [Chunk.model_validate(c) for c in orjson.loads(raw)]
 
     def mark_sent(self, count: int) -> None:
-        """The first ``count`` chunks (in seq order) are with the broker."""
-        self.r.set(self.key("sent"), count)
+        """The first ``count`` chunks (in seq order) are with the broker. Never lowered: a chunk
+        sent again does not make those after it unsent."""
+        self.r.eval(_RAISE_TO, 1, self.key("sent"), count)
 
     def sent(self) -> int:
         return int(self.r.get(self.key("sent")) or 0)
