@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from facepipe.distributed.bridge import CelerySender
-from facepipe.distributed.dispatch import new_run_id, submit
+from facepipe.distributed.dispatch import new_run_id, resend_waiting, submit
 from facepipe.distributed.embedded import EmbeddedServer, EmbeddedWorkers, kill_group, stop_process
 from facepipe.distributed.stages import Send
 from facepipe.distributed.store import RunStore, connect
@@ -25,6 +25,9 @@ FAST_RECOVERY = {
     "FACEPIPE_VISIBILITY_TIMEOUT": "4",  # redeliver a dead worker's message after 4 s
     "FACEPIPE_RESTORE_INTERVAL": "1",
 }
+#: seconds without progress before a run's waiting chunk is sent again: above the visibility
+#: timeout plus the scan lock's expiry, so redelivery comes first when it can
+RESEND_AFTER_S = 20.0
 
 
 class RestartableWorkers(EmbeddedWorkers):
@@ -63,6 +66,8 @@ class Cluster:
         self.env = {**FAST_RECOVERY, **(env or {})}
         self.workers = RestartableWorkers(self.server.url, ROOT, self.tmp / "logs", "fault")
         self.client = connect(self.server.url)
+        #: chunks sent again because the run stopped moving (:func:`resend_waiting`)
+        self.resent = 0
 
     def start(self, name: str, queue: str, procs: int = 1, **env: str) -> None:
         self.workers.start_one(name, queue, procs, {**self.env, **env})
@@ -80,11 +85,20 @@ class Cluster:
         timeout: float = 120,
     ) -> RunStore:
         store = RunStore(self.client, "fp", new_run_id())
-        chunks = submit(store, probe(video), settings, send or CelerySender(self.server.url))
+        send = send or CelerySender(self.server.url)
+        chunks = submit(store, probe(video), settings, send)
         deadline = time.monotonic() + timeout
+        progress, moved_at = store.progress(), time.monotonic()
         while store.next_seq() < len(chunks):
             if on_tick is not None:
                 on_tick(store)
+            # As the dispatcher does (--resend-after): a message a killed worker took before
+            # recording it is lost, and only sending its chunk again finishes the run.
+            if store.progress() != progress:
+                progress, moved_at = store.progress(), time.monotonic()
+            elif time.monotonic() - moved_at > RESEND_AFTER_S:
+                self.resent += resend_waiting(store, send)
+                moved_at = time.monotonic()
             if time.monotonic() > deadline:
                 logs = {p.name: p.read_text()[-2000:] for p in (self.tmp / "logs").glob("*.log")}
                 raise AssertionError(f"run did not finish: {store.progress()} of {len(chunks)}; {logs}")

@@ -36,8 +36,8 @@ from facepipe.distributed.dispatch import (
     new_run_id,
     nudge_writer,
     pending_chunks,
+    resend_waiting,
     send_chunks,
-    waiting_chunk,
 )
 from facepipe.distributed.embedded import EmbeddedCluster, ort_threads_per_process, size_workers
 from facepipe.distributed.messages import TaskMessage
@@ -289,9 +289,10 @@ def follow_runs(
                 shipper.check()
 
         def resend(everything: bool) -> int:
+            if not everything:
+                return sum(resend_waiting(run.store, send) for run in runs)
             for run in runs:
-                waiting = waiting_chunk(run.store)
-                run.to_send = pending_chunks(run.store) if everything else [waiting] if waiting else []
+                run.to_send = pending_chunks(run.store)
             count = sum(len(run.to_send) for run in runs)
             send_chunks(runs, send, patience)
             for run in runs:

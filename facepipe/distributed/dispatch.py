@@ -129,12 +129,19 @@ def pending_chunks(store: RunStore) -> list[Chunk]:
     return [chunk for chunk in store.plan() if chunk.seq >= applied and chunk.seq not in stored]
 
 
-def waiting_chunk(store: RunStore) -> Chunk | None:
-    """The chunk the writer waits for, when its result is not stored either: the one to send
-    again when a run stops moving (its message may be lost)."""
-    seq = store.next_seq()
-    plan = store.plan()
-    return plan[seq] if seq < len(plan) and not store.is_stored(seq) else None
+def resend_waiting(store: RunStore, send: Send) -> int:
+    """Send again the chunk the writer waits for, unless its result is stored, and nudge the
+    writer (in case it is the nudge that was lost): what a run that stopped moving needs when
+    a message was lost. Returns how many chunks were sent (0 or 1)."""
+    seq, plan = store.next_seq(), store.plan()
+    if seq >= len(plan):
+        return 0
+    sent = 0
+    if not store.is_stored(seq):
+        send(DETECT, DetectMessage(run_id=store.run_id, prefix=store.prefix, chunk=plan[seq]))
+        sent = 1
+    send(WRITE, WriteMessage(run_id=store.run_id, prefix=store.prefix, chunk=plan[seq]))
+    return sent
 
 
 def nudge_writer(run: PlannedRun, send: Send) -> None:
