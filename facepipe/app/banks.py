@@ -76,7 +76,7 @@ import numpy as np
 
 from facepipe.app.files import save_npz
 from facepipe.clustering.final import FinalIdentities
-from facepipe.clustering.series import OPTIONAL_SERIES_KEYS, SERIES_KEYS, SeriesBank, person_tables
+from facepipe.clustering.series import OPTIONAL_SERIES_KEYS, SERIES_KEYS, SeriesBank
 from facepipe.errors import FacepipeError
 from facepipe.inference.files import model_fingerprint, resolve_model
 from facepipe.records import DIM, RunParams
@@ -303,16 +303,8 @@ def series_bank_of_run(run: dict[str, Any], path: Path) -> SeriesBank:
     order = np.argsort(ids, kind="stable")
     ids = ids[order]
     embeddings = np.asarray(run["face_embeddings"], np.float32).reshape(len(face_ids), DIM)
-    counts, episode_counts, first, last, centroids = person_tables(
-        ids, face_ids, np.zeros(len(face_ids), np.int64), frames, embeddings, 1
-    )
-    return SeriesBank(
-        identity_ids=ids,
-        centroids=centroids,
-        counts=counts,
-        episode_counts=episode_counts,
-        first_frame=first,
-        last_frame=last,
+    return SeriesBank.of_faces(
+        ids,
         episodes=np.array([episode], dtype=np.str_),
         videos=np.array([video], dtype=np.str_),
         fps=np.array([run["fps"]], dtype=np.float64),

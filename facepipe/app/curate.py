@@ -38,7 +38,7 @@ from facepipe.app.series_outputs import series_summary, these_episodes, write_se
 from facepipe.app.summary import Summary
 from facepipe.clustering.curation import Context, Edit, EditError, EditLog, People, apply_edit, replay
 from facepipe.clustering.screen import screen_times
-from facepipe.clustering.series import SeriesBank, person_tables
+from facepipe.clustering.series import SeriesBank
 from facepipe.errors import FacepipeError
 from facepipe.records import DIM
 
@@ -406,22 +406,9 @@ def _render_series(outputs: Outputs, people: People, described: list[str]) -> No
     keep = ~np.isin(people.labels, sorted(people.removed))
     labels = people.labels[keep]
     ids = np.array(sorted(set(labels.tolist())), np.int64)
-    counts, episode_counts, first, last, centroids = person_tables(
-        ids,
-        labels,
-        bank.face_episodes[keep],
-        bank.face_frames[keep],
-        outputs.embeddings[keep],
-        len(bank.episodes),
-    )
     rejected, groups = _rejected(bank.rejected_embeddings, bank.rejected_groups, outputs, people, ~keep)
-    edited = SeriesBank(
-        identity_ids=ids,
-        centroids=centroids,
-        counts=counts,
-        episode_counts=episode_counts,
-        first_frame=first,
-        last_frame=last,
+    edited = SeriesBank.of_faces(
+        ids,
         episodes=bank.episodes,
         videos=bank.videos,
         fps=bank.fps,

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -142,6 +143,40 @@ class SeriesBank:
         if self.next_id < 0:
             top = [self.identity_ids, self.face_anchors, self.rejected_groups]
             self.next_id = max((int(a.max()) + 1 for a in top if len(a)), default=0)
+
+    @classmethod
+    def of_faces(
+        cls,
+        identity_ids: np.ndarray,
+        *,
+        episodes: np.ndarray,
+        face_embeddings: np.ndarray,
+        face_identities: np.ndarray,
+        face_episodes: np.ndarray,
+        face_frames: np.ndarray,
+        **fields: Any,
+    ) -> SeriesBank:
+        """A bank whose per-person tables (counts, counts per episode, first and last frames,
+        centroids) are computed from its faces, ``fields`` holding the rest: how a season's
+        pass, a run's bank read as a season and an edit each build one, so that the tables
+        always agree with the faces behind them."""
+        counts, episode_counts, first, last, centroids = person_tables(
+            identity_ids, face_identities, face_episodes, face_frames, face_embeddings, len(episodes)
+        )
+        return cls(
+            identity_ids=identity_ids,
+            centroids=centroids,
+            counts=counts,
+            episode_counts=episode_counts,
+            first_frame=first,
+            last_frame=last,
+            episodes=episodes,
+            face_embeddings=face_embeddings,
+            face_identities=face_identities,
+            face_episodes=face_episodes,
+            face_frames=face_frames,
+            **fields,
+        )
 
     def name_of(self, identity: int) -> str:
         rows = np.flatnonzero(self.identity_ids == identity)
@@ -464,18 +499,10 @@ def _merge_into_bank(
     embeddings = np.concatenate(faces).astype(np.float32).reshape(-1, DIM)
     ids = np.unique(np.concatenate([prior.identity_ids, face_identities])).astype(np.int64)
     names_of = {int(i): str(n) for i, n in zip(prior.identity_ids, prior.names, strict=True)}
-    n, e = len(ids), first_episode + len(done)
-    counts, episode_counts, first, last, centroids = person_tables(
-        ids, face_identities, face_episodes, face_frames, embeddings, e
-    )
+    n = len(ids)
     return (
-        SeriesBank(
-            identity_ids=ids,
-            centroids=centroids,
-            counts=counts,
-            episode_counts=episode_counts,
-            first_frame=first,
-            last_frame=last,
+        SeriesBank.of_faces(
+            ids,
             episodes=np.array(names, dtype=np.str_),
             videos=np.array([*prior.videos.tolist(), *(ep.video for ep in done)], dtype=np.str_),
             fps=np.array([*prior.fps.tolist(), *(ep.fps for ep in done)], dtype=np.float64),
