@@ -12,6 +12,7 @@ that fills up is a real 48 KB tmpfs (root only; skipped otherwise).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -113,6 +114,29 @@ def start(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
     )
 
 
+@contextlib.contextmanager
+def dispatcher(*args: str) -> Iterator[subprocess.Popen]:
+    """``facepipe ARGS`` in the background (:func:`start`); killed and reaped if the test ends
+    while it still runs."""
+    proc = start(*args)
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def ends_like_clean(proc: subprocess.Popen, fleet: Fleet, clean: dict, out: Path) -> str:
+    """Wait for the dispatcher: it exits 0, its ``faces.jsonl`` is the clean run's byte for
+    byte and every worker is alive. Returns what it said on stderr."""
+    _, err = proc.communicate(timeout=180)
+    assert proc.returncode == 0, err
+    assert (out / "faces.jsonl").read_bytes() == clean["faces"]
+    assert fleet.workers_alive()
+    return err
+
+
 def new_run(client: redis.Redis, before: set[str], timeout: float = 60) -> RunStore:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -159,8 +183,7 @@ def test_a_broker_restart_mid_run_is_ridden_out(
     waits for it, says so, and the run ends with the clean run's faces; no worker died."""
     client = fleet.client()
     before = set(list_runs(client, PREFIX))
-    proc = start(*run_args(video, fleet, tmp_path / "out"))
-    try:
+    with dispatcher(*run_args(video, fleet, tmp_path / "out")) as proc:
         store = new_run(client, before)
         wait_for("the first chunks", lambda: store.next_seq() >= 3)
         # Meanwhile (the writer held, so that the run waits for these checks): the run is
@@ -178,15 +201,8 @@ def test_a_broker_restart_mid_run_is_ridden_out(
         applied_before = store.next_seq()
         assert applied_before < clean["chunks"], "the run finished before the restart"
         fleet.restart_server(down_s=3)
-        _, err = proc.communicate(timeout=180)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == 0, err
+        err = ends_like_clean(proc, fleet, clean, tmp_path / "out")
     assert "lost the broker" in err and "waiting for it" in err and "is back after" in err, err
-    assert (tmp_path / "out" / "faces.jsonl").read_bytes() == clean["faces"]
-    assert fleet.workers_alive()
     print(f"\nRedis restarted at chunk {applied_before} of {clean['chunks']}: identical faces.jsonl")
 
 
@@ -200,8 +216,7 @@ def test_chunks_a_restarted_broker_came_back_without_are_sent_again(
     client = fleet.client()
     before = set(list_runs(client, PREFIX))
     detect = fleet.workers.procs["detect"].pid
-    proc = start(*run_args(video, fleet, tmp_path / "out"))
-    try:
+    with dispatcher(*run_args(video, fleet, tmp_path / "out")) as proc:
         store = new_run(client, before)
         wait_for("the first chunks", lambda: store.next_seq() >= 3)
         os.killpg(detect, signal.SIGSTOP)  # the detect queue fills meanwhile
@@ -213,15 +228,8 @@ def test_chunks_a_restarted_broker_came_back_without_are_sent_again(
             client.delete("detect")  # this test's own fleet: the messages the broker came back without
         finally:
             os.killpg(detect, signal.SIGCONT)
-        _, err = proc.communicate(timeout=180)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == 0, err
+        err = ends_like_clean(proc, fleet, clean, tmp_path / "out")
     assert lost > 0 and "chunks again whose messages it may have lost" in err, (lost, err)
-    assert (tmp_path / "out" / "faces.jsonl").read_bytes() == clean["faces"]
-    assert fleet.workers_alive()
 
 
 def test_a_message_a_killed_worker_took_is_sent_again_when_the_run_stops_moving(
@@ -235,8 +243,7 @@ def test_a_message_a_killed_worker_took_is_sent_again_when_the_run_stops_moving(
     client = fleet.client()
     before = set(list_runs(client, PREFIX))
     embed = fleet.workers.procs["embed"].pid
-    proc = start(*run_args(video, fleet, tmp_path / "out", "--resend-after", "3"))
-    try:
+    with dispatcher(*run_args(video, fleet, tmp_path / "out", "--resend-after", "3")) as proc:
         store = new_run(client, before)
         wait_for("the first chunks", lambda: store.next_seq() >= 2)
         os.killpg(embed, signal.SIGSTOP)  # the embed queue fills meanwhile
@@ -245,16 +252,9 @@ def test_a_message_a_killed_worker_took_is_sent_again_when_the_run_stops_moving(
             taken = client.rpop("embed")  # the next one a worker would take; it dies with it
         finally:
             os.killpg(embed, signal.SIGCONT)
-        _, err = proc.communicate(timeout=180)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == 0, err
+        err = ends_like_clean(proc, fleet, clean, tmp_path / "out")
     assert taken is not None and "sent again the 1 chunk(s) the writer waits for" in err, err
-    assert (tmp_path / "out" / "faces.jsonl").read_bytes() == clean["faces"]
     assert store.sent() == clean["chunks"]  # sending one chunk again does not unsend the rest
-    assert fleet.workers_alive()
 
 
 def test_a_killed_dispatcher_is_resumed_to_the_same_outputs(
@@ -369,8 +369,7 @@ def test_a_full_broker_is_refused_or_waited_for_never_a_dead_fleet(
         assert set(list_runs(client, PREFIX)) == before
 
         client.config_set("maxmemory", 0)
-        proc = start(*run_args(video, fleet, tmp_path / "out"))
-        try:
+        with dispatcher(*run_args(video, fleet, tmp_path / "out")) as proc:
             store = new_run(client, before)
             wait_for("the first chunks", lambda: store.next_seq() >= 3)
             used = client.info("memory")["used_memory"]
@@ -385,15 +384,8 @@ def test_a_full_broker_is_refused_or_waited_for_never_a_dead_fleet(
             assert fleet.workers_alive() and proc.poll() is None
             assert int(client.info("errorstats").get("errorstat_OOM", {}).get("count", 0)) == 0
             client.config_set("maxmemory", 0)  # the remedy
-            _, err = proc.communicate(timeout=180)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-        assert proc.returncode == 0, err
+            err = ends_like_clean(proc, fleet, clean, tmp_path / "out")
         assert "is full" in err and "the workers wait for memory" in err and "has room again" in err, err
-        assert (tmp_path / "out" / "faces.jsonl").read_bytes() == clean["faces"]
-        assert fleet.workers_alive()
         print(f"\nRedis full at chunk {paused_at} of {clean['chunks']}: paused, then identical faces.jsonl")
     finally:
         client.config_set("maxmemory", 0)

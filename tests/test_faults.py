@@ -8,6 +8,9 @@ counts, counts, every face line) must equal a clean run's, field by field.
 
 from __future__ import annotations
 
+import base64
+import json
+import os
 import signal
 import time
 from collections.abc import Iterator
@@ -117,25 +120,54 @@ def test_a_worker_killed_mid_scan_holds_up_redelivery_for_seconds(
 ) -> None:
     """Workers scan for abandoned messages under a lock in Redis (kombu's ``unacked_mutex``);
     one killed mid-scan leaves the lock until it expires, and until then nothing is
-    redelivered. Here the embed worker dies holding a chunk while such a lock is left, set
-    as a scanning worker sets it: with kombu's 5-minute expiry the run would stall past its
-    deadline (120 s); with ours it finishes, and the same."""
+    redelivered. Here the embed worker dies holding a chunk (one it has recorded as taken)
+    while such a lock is left, set as a scanning worker sets it: with kombu's 5-minute expiry
+    only sending the chunk again (after 20 s) would finish the run; with ours the redelivery
+    does, and the table is the same."""
     expire = celeryconfig.broker_transport_options["unacked_mutex_expire"]
-    assert expire <= 30
+    assert expire <= 15
+
+    def held_by_embed(store: RunStore) -> list[int]:
+        """Chunks of this run whose embed delivery kombu recorded ([message, exchange, routing
+        key]) and whose result is not stored: what the embed worker holds."""
+        held = []
+        for raw in cluster.client.hvals("unacked"):
+            message, _, queue = json.loads(raw)
+            body = json.loads(base64.b64decode(message["body"]))[0][0]  # the task's one message
+            seq = body["chunk"]["seq"]
+            if queue == "embed" and body["run_id"] == store.run_id and not store.is_stored(seq):
+                held.append(seq)
+        return held
+
     cluster.start_all()
-    events: list[str] = []
+    embed = cluster.workers.procs["embed"]
+    held: list[int] = []
+    killed_at = back_at = 0.0
 
     def tick(store: RunStore) -> None:
-        if not events and store.next_seq() >= 4:
+        nonlocal killed_at, back_at
+        if not held and store.next_seq() >= 4:
+            os.killpg(embed.pid, signal.SIGSTOP)  # frozen: what it holds stays held
+            time.sleep(0.3)  # what it sent before lands first
+            held.extend(held_by_embed(store))
+            if not held:
+                os.killpg(embed.pid, signal.SIGCONT)
+                return
             cluster.client.set("unacked_mutex", "a-scanner-killed-mid-scan", ex=expire)
             cluster.workers.kill("embed", signal.SIGKILL)
-            events.append(f"lock left, SIGKILL embed at chunk {store.next_seq()}")
+            killed_at = time.monotonic()
             cluster.workers.restart("embed")
+        elif held and not back_at and store.is_stored(held[0]):
+            back_at = time.monotonic()
 
-    started = time.monotonic()
-    table = identity_table(cluster.run(video, SETTINGS, on_tick=tick))
-    assert events, "the run finished before the kill point"
-    print(f"\n{events[0]}; finished after {time.monotonic() - started:.0f} s: {describe(table)}")
+    store = cluster.run(video, SETTINGS, on_tick=tick)
+    back_at = back_at or time.monotonic()  # (the held chunk may have been the last one in)
+    table = identity_table(store)
+    assert held, "the run finished before the embed worker was caught holding a chunk"
+    waited = back_at - killed_at
+    print(f"\nlock left, embed killed holding chunk {held[0]}: back after {waited:.1f} s; {describe(table)}")
+    assert cluster.resent == 0, "the held chunk came back only when it was sent again"
+    assert expire - 1 <= waited < expire + 10, waited  # held up by the lock, then redelivered
     assert table == clean
 
 

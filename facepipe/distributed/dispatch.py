@@ -430,6 +430,8 @@ def follow(
                 and resend_after > 0
                 and now - last_change > resend_after
                 and resent_since != last_change
+                and (patience is None or patience.outages == outages_handled)  # that case is above
+                and not (memory is not None and memory.full)  # a full broker pauses; nothing is lost
             ):
                 resent_since = last_change
                 count = call(lambda: resend(False), since=last_change)
