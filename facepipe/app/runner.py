@@ -278,7 +278,7 @@ def follow_runs(
     try:
         if resumed and patience is not None:  # a resumed run whose last nudge was lost would wait for one
             for run in runs:
-                patience.call(lambda run=run: nudge_writer(run, send))
+                patience.call(lambda run=run: nudge_writer(run.store, run.chunks, send))
         if not shippers:
             send_chunks(runs, send, patience)
 
@@ -296,7 +296,7 @@ def follow_runs(
             count = sum(len(run.to_send) for run in runs)
             send_chunks(runs, send, patience)
             for run in runs:
-                nudge_writer(run, send)
+                nudge_writer(run.store, run.chunks, send)
             return count
 
         for shipper in shippers:

@@ -140,16 +140,16 @@ def resend_waiting(store: RunStore, send: Send) -> int:
     if not store.is_stored(seq):
         send(DETECT, DetectMessage(run_id=store.run_id, prefix=store.prefix, chunk=plan[seq]))
         sent = 1
-    send(WRITE, WriteMessage(run_id=store.run_id, prefix=store.prefix, chunk=plan[seq]))
+    nudge_writer(store, plan, send)
     return sent
 
 
-def nudge_writer(run: PlannedRun, send: Send) -> None:
+def nudge_writer(store: RunStore, chunks: Sequence[Chunk], send: Send) -> None:
     """Have the writer apply whatever is stored and next in line (a resumed run whose last
     nudge was lost would otherwise wait for one)."""
-    seq = run.store.next_seq()
-    if seq < len(run.chunks):
-        send(WRITE, WriteMessage(run_id=run.store.run_id, prefix=run.store.prefix, chunk=run.chunks[seq]))
+    seq = store.next_seq()
+    if seq < len(chunks):
+        send(WRITE, WriteMessage(run_id=store.run_id, prefix=store.prefix, chunk=chunks[seq]))
 
 
 def check_room(client: redis.Redis, broker: str, sampled_frames: int) -> str | None:
