@@ -186,21 +186,22 @@ def test_a_broker_restart_mid_run_is_ridden_out(
     with dispatcher(*run_args(video, fleet, tmp_path / "out")) as proc:
         store = new_run(client, before)
         wait_for("the first chunks", lambda: store.next_seq() >= 3)
-        # Meanwhile (the writer held, so that the run waits for these checks): the run is
-        # followed, and a second dispatcher is refused.
+        # Meanwhile (the writer held, so that the run cannot finish before the restart): the
+        # run is followed, a second dispatcher is refused, and Redis restarts under the
+        # dispatcher and the detect and embed workers, the writer waking to it afterwards.
         writer = fleet.workers.procs["writer"].pid
         os.killpg(writer, signal.SIGSTOP)
         try:
             listed = facepipe("runs", "--broker", fleet.url, timeout=60)
             second = facepipe("resume", store.run_id, "--broker", fleet.url, "--no-progress", timeout=60)
+            applied_before = store.next_seq()
+            fleet.restart_server(down_s=3)
         finally:
             os.killpg(writer, signal.SIGCONT)
         line = next(x for x in listed.stdout.splitlines() if x.startswith(store.run_id))
         assert " running " in line and "dispatcher " in line and "KB" in line, listed.stdout
         assert second.returncode == 1 and "followed by another dispatcher" in one_line_error(second.stderr)
-        applied_before = store.next_seq()
         assert applied_before < clean["chunks"], "the run finished before the restart"
-        fleet.restart_server(down_s=3)
         err = ends_like_clean(proc, fleet, clean, tmp_path / "out")
     assert "lost the broker" in err and "waiting for it" in err and "is back after" in err, err
     print(f"\nRedis restarted at chunk {applied_before} of {clean['chunks']}: identical faces.jsonl")
